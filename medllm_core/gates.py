@@ -1,0 +1,67 @@
+"""The VRAM gate per model tier (the seed's MIN_CUDA_MEM_GB_7B / _14B).
+
+Below the gate, training is skipped with written evidence when
+ALLOW_SKIP_TRAINING is true, and the run stops with a clear message when not.
+FORCE_SKIP_TRAINING skips training whatever the hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from medllm_core.hardware import HardwareInfo
+from medllm_core.profile import Profile
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    verdict: str  # "pass" | "skip" | "block"
+    reason: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def training_allowed(self) -> bool:
+        return self.verdict == "pass"
+
+
+def required_vram_gb(profile: Profile) -> float:
+    tier = profile.model.tier
+    if tier == "7b":
+        return profile.gates.min_vram_gb_7b
+    if tier == "14b":
+        return profile.gates.min_vram_gb_14b
+    return 0.0
+
+
+def evaluate_gate(profile: Profile, hardware: HardwareInfo) -> GateVerdict:
+    gates = profile.gates
+    required = required_vram_gb(profile)
+    available = hardware.min_gpu_memory_gb
+    facts = {
+        "tier": profile.model.tier,
+        "required_vram_gb": required,
+        "available_vram_gb_per_gpu": available,
+        "gpus": hardware.describe(),
+        "allow_skip_training": gates.allow_skip_training,
+        "force_skip_training": gates.force_skip_training,
+    }
+    if gates.force_skip_training:
+        return GateVerdict("skip", "FORCE_SKIP_TRAINING=true: training skipped on request", facts)
+    if required <= 0:
+        return GateVerdict("pass", f"tier '{profile.model.tier}' has no VRAM gate", facts)
+    if hardware.backend == "cuda" and available >= required:
+        verdict = f"{available:.1f} GB per GPU >= {required:.0f} GB gate for {profile.model.tier}"
+        return GateVerdict("pass", verdict, facts)
+    shortfall = (
+        "no CUDA GPU detected" if hardware.backend != "cuda"
+        else f"{available:.1f} GB per GPU < {required:.0f} GB gate for {profile.model.tier}"
+    )
+    if gates.allow_skip_training:
+        return GateVerdict("skip", f"{shortfall}; ALLOW_SKIP_TRAINING=true, training skipped", facts)
+    return GateVerdict(
+        "block",
+        f"{shortfall}; set ALLOW_SKIP_TRAINING=true to record the skip and continue, "
+        "or use a smaller tier / bigger card",
+        facts,
+    )

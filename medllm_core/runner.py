@@ -1,0 +1,289 @@
+"""Order the enabled stages and run them, writing every step to events.jsonl.
+
+The runner knows nothing about training: it plans (dependencies, phases,
+toggles), probes the hardware, takes the precision and gate decisions, calls
+stages and turns their results into an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from medllm_core import events as ev
+from medllm_core.atomic import write_json, write_text
+from medllm_core.context import PlannedStage, RunContext, RunInfo, StageContext
+from medllm_core.errors import ConfigError, ExitCode, MedllmError, PreflightBlocked
+from medllm_core.events import EventLog
+from medllm_core.gates import evaluate_gate
+from medllm_core.hardware import HardwareInfo, choose_precision, probe_hardware
+from medllm_core.plugin_manager import StageRegistry
+from medllm_core.profile import Profile, dump_profile
+from medllm_core.schema import build
+from medllm_core.stages import StageResult, StageStatus
+
+STRICT_CHECK_STAGE = "completion_check"
+
+
+@dataclass
+class RunOutcome:
+    exit_code: ExitCode
+    run_dir: Path
+    results: dict[str, StageResult]
+    message: str = ""
+
+
+def plan_stages(profile: Profile, registry: StageRegistry) -> list[PlannedStage]:
+    """Enabled and disabled stages in run order (phases, then dependencies, then registration)."""
+    specs = list(registry.stages.values())
+    index = {spec.name: i for i, spec in enumerate(specs)}
+    for spec in specs:
+        for dep in spec.requires:
+            if dep not in registry.stages:
+                raise ConfigError(
+                    f"stage '{spec.name}' (plugin '{registry.origin[spec.name]}') requires unknown stage '{dep}'"
+                )
+    remaining = {spec.name for spec in specs}
+    ordered: list[str] = []
+    while remaining:
+        ready = [
+            name for name in remaining
+            if all(dep not in remaining for dep in (*registry.stages[name].requires, *registry.stages[name].after))
+            and all(registry.stages[other].phase >= registry.stages[name].phase for other in remaining)
+        ]
+        if not ready:
+            raise ConfigError(f"stage dependencies form a cycle among: {', '.join(sorted(remaining))}")
+        chosen = min(ready, key=lambda n: (registry.stages[n].phase, index[n]))
+        ordered.append(chosen)
+        remaining.remove(chosen)
+
+    planned = []
+    for name in ordered:
+        spec = registry.stages[name]
+        table = profile.stage_table(name)
+        settings_table = {k: v for k, v in table.items() if k not in ("enabled", "required")}
+        settings = build(spec.settings, settings_table, f"stages.{name}") if spec.settings else None
+        enabled = table.get("enabled")
+        required = table.get("required")
+        planned.append(PlannedStage(
+            spec=spec,
+            enabled=spec.enabled_by_default if enabled is None else enabled,
+            required=spec.default_required() if required is None else required,
+            settings=settings,
+            source_plugin=registry.origin[name],
+        ))
+    return planned
+
+
+def new_run_info(profile: Profile, run_dir: Path | None = None) -> RunInfo:
+    output_dir = profile.output_dir
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{profile.name}-{os.getpid()}"
+        run_dir = output_dir / "reports" / "runs" / run_id
+    return RunInfo(run_id=run_dir.name, output_dir=output_dir, run_dir=run_dir)
+
+
+def start_run(
+    profile: Profile,
+    registry: StageRegistry,
+    run: RunInfo,
+    *,
+    hardware: HardwareInfo | None = None,
+    secrets: tuple[str, ...] = (),
+) -> RunContext:
+    """Create the run folder, save the effective profile and take the run-wide decisions."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_stages(profile, registry)
+    write_text(run.run_dir / "effective_profile.toml", dump_profile(profile))
+    write_json(run.run_dir / "profile_sources.json", profile.sources)
+    events = EventLog(run.events_path, secrets=secrets)
+    hardware = hardware or probe_hardware(profile.hardware.device)
+    context = RunContext(
+        profile=profile,
+        run=run,
+        events=events,
+        hardware=hardware,
+        precision=choose_precision(hardware),
+        gate=evaluate_gate(profile, hardware),
+        plan=plan,
+    )
+    events.emit(
+        ev.RUN_STARTED,
+        run_id=run.run_id,
+        profile=profile.name,
+        profile_path=str(profile.source_path),
+        output_dir=str(run.output_dir),
+        run_dir=str(run.run_dir),
+        argv=sys.argv,
+        hardware=hardware.to_dict(),
+    )
+    for record in registry.plugins:
+        events.emit(ev.PLUGIN, name=record.name, source=record.source, status=record.status,
+                    reason=record.reason, stages=record.stages)
+    for warning in registry.warnings:
+        events.emit(ev.LOG, level="warning", message=warning)
+    events.emit(ev.PLAN, **describe_plan(context))
+    return context
+
+
+def describe_plan(context: RunContext) -> dict[str, Any]:
+    stages = []
+    for planned in context.plan:
+        line = ""
+        if planned.enabled and planned.spec.describe_plan is not None:
+            try:
+                line = planned.spec.describe_plan(StageContext(context, planned))
+            except Exception as exc:  # a plan line must never stop a dry run
+                line = f"(plan unavailable: {exc})"
+        stages.append({
+            "name": planned.spec.name,
+            "kind": str(planned.spec.kind),
+            "enabled": planned.enabled,
+            "required": planned.required,
+            "requires": list(planned.spec.requires),
+            "plugin": planned.source_plugin,
+            "detail": line,
+        })
+    return {
+        "stages": stages,
+        "precision": {"dtype": context.precision.dtype, "reason": context.precision.reason},
+        "gate": {"verdict": context.gate.verdict, "reason": context.gate.reason, "facts": context.gate.facts},
+        "hardware": context.hardware.describe(),
+    }
+
+
+def _dependency_problem(context: RunContext, planned: PlannedStage) -> str | None:
+    for dep in planned.spec.requires:
+        result = context.results.get(dep)
+        dep_plan = context.planned(dep)
+        if dep_plan is not None and not dep_plan.enabled:
+            return f"requires stage '{dep}', which is disabled"
+        if result is None:
+            return f"requires stage '{dep}', which did not run"
+        if not result.ok:
+            because = f": {result.reason}" if result.reason else ""
+            return f"requires stage '{dep}', which was {result.status}{because}"
+    return None
+
+
+def run_stages(context: RunContext) -> RunOutcome:
+    events = context.events
+    exit_code = ExitCode.OK
+    message = ""
+    stop_reason: str | None = None
+    for planned in context.plan:
+        name = planned.spec.name
+        if not planned.enabled:
+            continue
+        if stop_reason is not None:
+            result = StageResult.skipped(stop_reason)
+            context.results[name] = result
+            events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=0.0)
+            continue
+        events.emit(ev.STAGE_STARTED, name, kind=str(planned.spec.kind), required=planned.required)
+        started = time.monotonic()
+        problem = _dependency_problem(context, planned)
+        if problem is not None:
+            result = StageResult.skipped(problem)
+        else:
+            result = _call_stage(context, planned)
+        if isinstance(result, PreflightBlocked):
+            exit_code, message = ExitCode.PREFLIGHT_BLOCKED, result.render()
+            stop_reason = "run stopped by the preflight gate"
+            result = StageResult.failed(result.render())
+        context.results[name] = result
+        events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=round(time.monotonic() - started, 3))
+        _save_state(context)
+    if exit_code == ExitCode.OK:
+        failed = [n for n, r in context.results.items() if r.status == StageStatus.FAILED]
+        strict = context.results.get(STRICT_CHECK_STAGE)
+        if failed:
+            exit_code, message = ExitCode.STAGE_FAILED, f"stage(s) failed: {', '.join(failed)}"
+        elif strict is not None and strict.summary.get("strict_pass") is False:
+            exit_code, message = ExitCode.STRICT_CHECK_FAILED, "strict completion check failed (strict_pass=false)"
+        elif strict is None and any(p.spec.name == STRICT_CHECK_STAGE for p in context.plan):
+            exit_code, message = ExitCode.STRICT_CHECK_FAILED, "completion check did not run"
+    return RunOutcome(exit_code, context.run.run_dir, dict(context.results), message)
+
+
+def check_inputs(context: RunContext) -> None:
+    """Let every enabled stage reject bad input before any GPU time is spent."""
+    for planned in context.plan:
+        if planned.enabled and planned.spec.check_inputs is not None:
+            planned.spec.check_inputs(StageContext(context, planned))
+
+
+def dry_run(context: RunContext) -> RunOutcome:
+    """Validate inputs and report the plan; trains nothing and writes no contract files."""
+    check_inputs(context)
+    context.events.emit(ev.RUN_FINISHED, exit_code=0, status="dry_run", message="dry run: nothing trained")
+    context.events.close()
+    return RunOutcome(ExitCode.OK, context.run.run_dir, {}, "dry run: nothing trained")
+
+
+def _call_stage(context: RunContext, planned: PlannedStage) -> StageResult | PreflightBlocked:
+    stage_context = StageContext(context, planned)
+    try:
+        result = planned.spec.run(stage_context)
+    except PreflightBlocked as exc:
+        return exc
+    except MedllmError as exc:
+        return StageResult.failed(exc.render())
+    except Exception as exc:
+        log_path = context.run.run_dir / f"{planned.spec.name}_traceback.txt"
+        write_text(log_path, context.events.mask(traceback.format_exc()))
+        return StageResult.failed(f"{type(exc).__name__}: {context.events.mask(str(exc))} (traceback: {log_path})")
+    if not isinstance(result, StageResult):
+        return StageResult.failed(f"stage returned {type(result).__name__}, expected StageResult")
+    return result
+
+
+def _save_state(context: RunContext) -> None:
+    write_json(context.run.run_dir / "run_state.json", {
+        "run_id": context.run.run_id,
+        "results": {name: result.to_dict() for name, result in context.results.items()},
+        "decisions": [d.to_dict() for d in context.decisions],
+    })
+
+
+def finish_run(context: RunContext, outcome: RunOutcome) -> None:
+    from medllm_core.day1_summary import write_day1_summary
+
+    summary_path = write_day1_summary(context, outcome)
+    context.events.emit(
+        ev.RUN_FINISHED,
+        exit_code=int(outcome.exit_code),
+        status=outcome.exit_code.name.lower(),
+        message=outcome.message,
+        summary=str(summary_path),
+    )
+    context.events.close()
+
+
+def execute(profile: Profile, registry: StageRegistry, *, run: RunInfo | None = None,
+            hardware: HardwareInfo | None = None, secrets: tuple[str, ...] = ()) -> RunOutcome:
+    """Plan, run every enabled stage, write the day-1 summary; never raises for stage errors."""
+    run = run or new_run_info(profile)
+    context = start_run(profile, registry, run, hardware=hardware, secrets=secrets)
+    try:
+        check_inputs(context)
+        outcome = run_stages(context)
+    except MedllmError as exc:
+        outcome = RunOutcome(exc.exit_code, run.run_dir, dict(context.results), exc.render())
+    except KeyboardInterrupt:
+        outcome = RunOutcome(ExitCode.INTERRUPTED, run.run_dir, dict(context.results), "interrupted")
+    finish_run(context, outcome)
+    return outcome
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    env = os.environ if environ is None else environ
+    return tuple(v for k, v in env.items() if k in ("OPENAI_API_KEY", "HF_TOKEN") and v)

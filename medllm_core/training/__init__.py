@@ -1,0 +1,1 @@
+"""Training helpers shared by the training stages (TRL + PEFT do the training)."""

@@ -1,0 +1,55 @@
+"""The ``[stages.<training stage>]`` options every training stage accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from medllm_core.schema import SchemaError
+
+
+@dataclass
+class TrainingSettings:
+    max_steps: int = -1  # > 0 overrides num_epochs
+    num_epochs: float = 1.0
+    learning_rate: float = 2e-4
+    micro_batch_size: int = 2
+    gradient_accumulation_steps: int = 8
+    max_length: int = 2048
+    seed: int | None = None  # None: the profile's run.seed (same seed across methods)
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    save_steps: int = 100
+    save_total_limit: int = 2
+    logging_steps: int = 1
+    gradient_checkpointing: bool = True
+    assistant_only_loss: bool = True  # loss on assistant tokens only (LLaMA-Factory's default)
+
+    def validate(self, prefix: str) -> None:
+        for name in ("micro_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps"):
+            if getattr(self, name) <= 0:
+                raise SchemaError(f"{prefix}.{name}", "must be > 0")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise SchemaError(f"{prefix}.max_steps", "must be -1 (use num_epochs) or > 0")
+        if self.learning_rate <= 0:
+            raise SchemaError(f"{prefix}.learning_rate", "must be > 0")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise SchemaError(f"{prefix}.warmup_ratio", "must be in [0, 1)")
+        if self.num_epochs <= 0:
+            raise SchemaError(f"{prefix}.num_epochs", "must be > 0")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.micro_batch_size * self.gradient_accumulation_steps
+
+
+def describe_training_plan(ctx: Any) -> str:
+    """One dry-run line for a training stage (kept import-light: no torch here)."""
+    s: TrainingSettings = ctx.settings
+    steps = f"{s.max_steps} steps" if s.max_steps > 0 else f"{s.num_epochs:g} epoch(s)"
+    verdict = "train" if ctx.gate.training_allowed else f"skip ({ctx.gate.reason})"
+    return (f"{verdict}: {steps}, micro-batch {s.micro_batch_size} × accumulation {s.gradient_accumulation_steps}, "
+            f"max length {s.max_length}, lr {s.learning_rate:g}, LoRA r{ctx.profile.model.lora.r}, "
+            f"{ctx.precision.dtype}")

@@ -1,0 +1,3 @@
+from medllm_tui.cli import entry
+
+entry()

@@ -1,0 +1,198 @@
+"""Entry point of ``medllm-tui``.
+
+The headless path (``--run``, ``plugins``, ``data check``) never imports
+Textual, so it starts fast and works on a bare GPU box. Every user error is
+printed as one line naming file/line/key and mapped to a documented exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from medllm_core import __version__
+from medllm_core.errors import ConfigError, ExitCode, MedllmError
+
+SUBCOMMANDS = ("plugins", "data")
+
+
+def _parse_sets(values: Sequence[str]) -> dict[str, Any]:
+    from medllm_core.profile import parse_cli_value
+
+    overrides: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'", hint="e.g. --set stages.sft.max_steps=10")
+        overrides[key.strip()] = parse_cli_value(raw.strip())
+    return overrides
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medllm-tui",
+        description="Medical LLM fine-tuning pipeline: SFT → DPO/SimPO/KTO → evaluation → reports.",
+        epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui data check PATH --stage sft'. "
+               "Exit codes: 0 ok, 2 config/data error, 3 preflight gate, 4 stage failed, 5 strict check failed.",
+    )
+    parser.add_argument("--run", metavar="PROFILE", help="run a profile headless (path or shipped name)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and train nothing (DRY_RUN=true)")
+    parser.add_argument("--output-root", metavar="DIR", help="where reports/ and checkpoints/ go")
+    parser.add_argument("--model", metavar="NAME_OR_PATH", help="override model.name_or_path")
+    parser.add_argument("--tier", choices=("tiny", "7b", "14b"), help="override model.tier")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any profile key, e.g. --set stages.sft.max_steps=10 (repeatable)")
+    parser.add_argument("--version", action="version", version=f"medllm {__version__}")
+    return parser
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = _parse_sets(args.set)
+    if args.output_root:
+        overrides["output_root"] = args.output_root
+    if args.model:
+        overrides["model.name_or_path"] = args.model
+    if args.tier:
+        overrides["model.tier"] = args.tier
+    if args.dry_run:
+        overrides["run.dry_run"] = True
+    return overrides
+
+
+def quiet_library_progress_bars() -> None:
+    """HF's own tqdm bars would interleave with ours; the events carry the progress."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from medllm_core.day1_summary import EXIT_MEANING
+    from medllm_core.env_file import load_env_file
+    from medllm_core.headless import HeadlessPrinter
+    from medllm_core.plugin_manager import load_plugins
+    from medllm_core.profile import load_profile
+    from medllm_core.runner import dry_run, environment_secrets, execute, new_run_info, start_run
+
+    console = Console(highlight=False)
+    quiet_library_progress_bars()
+    load_env_file()
+    registry = load_plugins()
+    profile = load_profile(args.run, cli_overrides=cli_overrides(args), stage_schemas=registry.settings_schemas())
+    run = new_run_info(profile)
+    printer = HeadlessPrinter(run.events_path, console=console).start()
+    try:
+        if profile.run.dry_run:
+            context = start_run(profile, registry, run, secrets=environment_secrets())
+            outcome = dry_run(context)
+        else:
+            outcome = execute(profile, registry, run=run, secrets=environment_secrets())
+    finally:
+        printer.stop()
+    meaning = EXIT_MEANING.get(outcome.exit_code, "")
+    style = "green" if outcome.exit_code == ExitCode.OK else "red"
+    console.print(f"[{style}]exit {int(outcome.exit_code)} ({meaning})[/]" +
+                  (f": {outcome.message}" if outcome.message else ""))
+    if not profile.run.dry_run:
+        reports = run.reports_dir / "migration"
+        console.print(f"summary: {reports / 'day1_run_summary.md'}")
+        console.print(f"strict check: {reports / 'gpu_completion_check.md'}")
+    return int(outcome.exit_code)
+
+
+def command_plugins(argv: Sequence[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from medllm_core.plugin_manager import load_plugins
+
+    argparse.ArgumentParser(prog="medllm-tui plugins", description="List plugins and their stages.").parse_args(argv)
+    registry = load_plugins()
+    console = Console(highlight=False)
+    plugins = Table(title="plugins")
+    for column in ("plugin", "status", "source", "stages / reason"):
+        plugins.add_column(column, overflow="fold")
+    for record in registry.plugins:
+        status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]"}.get(record.status, record.status)
+        plugins.add_row(record.name, status, record.source, ", ".join(record.stages) or record.reason)
+    console.print(plugins)
+    stages = Table(title="stages (run order follows kind, then dependencies)")
+    for column in ("stage", "kind", "requires", "plugin", "description"):
+        stages.add_column(column, overflow="fold")
+    for name, spec in registry.stages.items():
+        stages.add_row(name, str(spec.kind), ", ".join(spec.requires) or "-", registry.origin[name], spec.description)
+    console.print(stages)
+    for warning in registry.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    return 0
+
+
+def command_data(argv: Sequence[str]) -> int:
+    from medllm_core.data_report import check_data_file, render_data_report
+
+    parser = argparse.ArgumentParser(prog="medllm-tui data", description="Inspect data files before training.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    check = sub.add_parser("check", help="validate a data file and summarise it")
+    check.add_argument("path", nargs="?", default="", help="JSON/JSONL file (omit with --dataset-info)")
+    check.add_argument("--stage", default="sft", choices=("sft", "preference", "dpo", "simpo", "kto"),
+                       help="which stage the data is for")
+    check.add_argument("--format", default="auto", help="force a format instead of detecting it")
+    check.add_argument("--dataset-info", help="LLaMA-Factory dataset_info.json")
+    check.add_argument("--dataset-name", help="entry in dataset_info.json")
+    check.add_argument("--tokenizer", help="tokenizer folder or cached hub id for token lengths")
+    check.add_argument("--max-problems", type=int, default=50, help="problems to print (all are counted)")
+    args = parser.parse_args(argv)
+    if not args.path and not args.dataset_info:
+        raise ConfigError("data check needs a PATH or --dataset-info with --dataset-name")
+    report = check_data_file(args.path, args.stage, args.format, dataset_info=args.dataset_info,
+                             dataset_name=args.dataset_name, tokenizer=args.tokenizer)
+    print(render_data_report(report, args.max_problems))
+    return int(ExitCode.CONFIG_ERROR) if report["errors"] else 0
+
+
+def launch_app() -> int:
+    from rich.console import Console
+
+    from medllm_core.profile import shipped_profiles_dir
+
+    # The interactive wizard is a separate piece of work (issue 5); until it
+    # lands, point users at the headless path instead of half a UI.
+    console = Console(highlight=False)
+    run_parser().print_help()
+    names = sorted(p.stem for p in shipped_profiles_dir().glob("*.toml"))
+    console.print(f"\nShipped profiles: {', '.join(names)}")
+    console.print("Start with: medllm-tui --run profiles/cpu_tiny.toml")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "plugins":
+            return command_plugins(argv[1:])
+        if argv and argv[0] == "data":
+            return command_data(argv[1:])
+        args = run_parser().parse_args(argv)
+        if args.run:
+            return command_run(args)
+        return launch_app()
+    except MedllmError as exc:
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

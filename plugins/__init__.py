@@ -1,0 +1,1 @@
+"""Built-in stage plugins. Each registers through the same public hook a third party uses."""

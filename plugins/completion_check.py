@@ -1,0 +1,35 @@
+"""Built-in strict completion check: reports/migration/gpu_completion_check.json|.md."""
+
+from __future__ import annotations
+
+from medllm_core.hookspecs import hookimpl
+from medllm_core.stages import StageKind, StageResult, StageSpec
+
+
+def run_completion_check_stage(ctx) -> StageResult:
+    from medllm_core.atomic import write_json, write_text
+    from medllm_core.completion import render_markdown, run_completion_check
+
+    report = run_completion_check(ctx.run_context)
+    for criterion in report["criteria"]:
+        ctx.check(f"{criterion['stage']}.{criterion['name']}", criterion["passed"], criterion["detail"])
+    ctx.check("strict_pass", report["strict_pass"], "; ".join(report["failures"]) or "all criteria pass")
+    folder = ctx.run.reports_dir / "migration"
+    json_path = write_json(folder / "gpu_completion_check.json", report)
+    md_path = write_text(folder / "gpu_completion_check.md", render_markdown(report))
+    return StageResult.done(
+        metrics_path=str(json_path),
+        artifacts={"completion_check_md": str(md_path)},
+        summary={"strict_pass": report["strict_pass"], "failures": report["failures"]},
+    )
+
+
+@hookimpl
+def register_stages(register) -> None:
+    register(StageSpec(
+        name="completion_check",
+        run=run_completion_check_stage,
+        kind=StageKind.CHECK,
+        description="strict_pass: every required training stage trained and left a loadable checkpoint",
+        required_by_default=False,
+    ))

@@ -1,0 +1,33 @@
+"""Built-in LoRA SFT stage (TRL SFTTrainer + PEFT)."""
+
+from __future__ import annotations
+
+from medllm_core.hookspecs import hookimpl
+from medllm_core.stages import StageKind, StageSpec
+from medllm_core.training.settings import TrainingSettings, describe_training_plan
+
+
+def _run(ctx):
+    from medllm_core.training.sft import run_sft  # heavy imports only when the stage runs
+
+    return run_sft(ctx)
+
+
+def _check_inputs(ctx) -> None:
+    if ctx.gate.training_allowed:
+        from medllm_core.training.data_inputs import check_stage_data
+
+        check_stage_data(ctx, "sft", "sft")
+
+
+@hookimpl
+def register_stages(register) -> None:
+    register(StageSpec(
+        name="sft",
+        run=_run,
+        kind=StageKind.TRAINING,
+        settings=TrainingSettings,
+        description="LoRA supervised fine-tuning (TRL SFTTrainer + PEFT)",
+        describe_plan=describe_training_plan,
+        check_inputs=_check_inputs,
+    ))
