@@ -1,0 +1,50 @@
+"""Shared helpers: run the real CLI in a subprocess, install fixture plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_PLUGINS = REPO / "tests" / "fixtures" / "plugins"
+PUBLIC_DATA = REPO.parent / "shared" / "data" / "public"
+
+
+def run_cli(args: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO,
+            timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``medllm-tui`` exactly as a user would, in a clean environment for its overrides."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("FORCE_SKIP_TRAINING", "ALLOW_SKIP_TRAINING", "DRY_RUN", "MODEL_NAME", "MODEL_TIER",
+                             "OPENAI_API_KEY", "OPENAI_BASE_URL", "MEDLLM_BLOCK_PLUGINS", "MEDLLM_ALLOW_PLUGINS")}
+    full_env["MEDLLM_ENV_FILE"] = str(cwd / ".env.test-absent")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "medllm_tui", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_events(run_output: Path) -> list[dict]:
+    runs = sorted((run_output / "reports" / "runs").iterdir())
+    assert runs, "no run folder written"
+    lines = (runs[-1] / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture plugin packages pip-installed into a folder used as PYTHONPATH.
+
+    A real install (dist-info with entry points), kept out of the test venv so
+    other tests never see these plugins.
+    """
+    target = tmp_path_factory.mktemp("plugin_site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(FIXTURE_PLUGINS / "medllm_sample_plugin"), str(FIXTURE_PLUGINS / "medllm_broken_plugin")],
+        check=True, capture_output=True, text=True,
+    )
+    return target

@@ -1,0 +1,167 @@
+"""End to end: the embedded default profile trains for real on CPU and writes the contract files."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import read_events, run_cli
+
+pytestmark = pytest.mark.slow
+
+SLUG = "tiny_qwen2"
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("cpu_tiny")
+    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(out)])
+    return out, result
+
+
+def test_run_succeeds_with_strict_pass(default_run):
+    out, result = default_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    check = json.loads((out / "reports/migration/gpu_completion_check.json").read_text())
+    assert check["strict_pass"] is True
+    assert check["device"].startswith("CPU")
+    names = {c["name"] for c in check["criteria"] if c["passed"]}
+    assert {"not_skipped", "steps_positive", "loss_curve_healthy", "final_checkpoint_loads"} <= names
+    assert "strict_pass" in (out / "reports/migration/gpu_completion_check.md").read_text()
+
+
+def test_sft_metrics_and_loss_curve(default_run):
+    out, _ = default_run
+    metrics = json.loads((out / f"reports/training/layer_b_{SLUG}_sft_metrics.json").read_text())
+    assert metrics["skipped"] is False and metrics["reason"] == ""
+    assert metrics["steps"] == 30
+    assert math.isfinite(metrics["final_loss"])
+    assert metrics["tokens_per_second"] > 0 and metrics["train_tokens"] > 0
+    assert metrics["peak_memory"]["device"] == "cpu"
+    assert metrics["precision"] == "fp32"
+    curve = json.loads(Path(metrics["loss_curve_file"]).read_text())["points"]
+    assert [p["step"] for p in curve] == list(range(1, 31))
+    # training really moved the model: the loss at the end is below the start
+    assert sum(p["loss"] for p in curve[-5:]) < sum(p["loss"] for p in curve[:5])
+    png = Path(metrics["loss_curve_png"]).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def test_final_checkpoint_reloads_and_generates(default_run):
+    out, _ = default_run
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = out / f"checkpoints/layer_b/{SLUG}_sft/final"
+    config = json.loads((final / "adapter_config.json").read_text())
+    base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    model = PeftModel.from_pretrained(base, final).merge_and_unload()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "发烧怎么办？"}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        generated = model.generate(**prompt, max_new_tokens=8, do_sample=False)
+    assert generated.shape[1] > prompt["input_ids"].shape[1]
+    assert isinstance(tokenizer.decode(generated[0, prompt["input_ids"].shape[1]:]), str)
+
+
+def test_events_tell_the_whole_story(default_run):
+    out, _ = default_run
+    events = read_events(out)
+    types = [e["type"] for e in events]
+    assert types[0] == "run_started" and types[-1] == "run_finished"
+    assert events[-1]["exit_code"] == 0
+    for kind in ("plan", "stage_started", "stage_finished", "progress", "loss", "memory", "decision", "check"):
+        assert kind in types, kind
+    finished = [e["stage"] for e in events if e["type"] == "stage_finished"]
+    assert finished == ["preflight", "sft", "completion_check"]
+    loss_steps = [e["step"] for e in events if e["type"] == "loss"]
+    assert loss_steps == list(range(1, 31))
+    assert any(e["type"] == "decision" and e["kind"] == "precision" for e in events)
+
+
+def test_run_folder_and_summary(default_run):
+    out, _ = default_run
+    run_dir = sorted((out / "reports/runs").iterdir())[-1]
+    effective = tomllib.loads((run_dir / "effective_profile.toml").read_text())
+    assert effective["name"] == "cpu_tiny" and effective["output_root"] == str(out)
+    sources = json.loads((run_dir / "profile_sources.json").read_text())
+    assert sources["output_root"] == "cli"
+    summary = (out / "reports/migration/day1_run_summary.md").read_text()
+    assert "| sft | sft | yes | trained |" in summary
+    assert "`strict_pass`: **true**" in summary
+    assert (out / "reports/migration/preflight.json").is_file()
+
+
+def test_nothing_half_written(default_run):
+    out, _ = default_run
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".staging" in p.name or p.name.endswith(".old")]
+    assert leftovers == []
+    for path in out.rglob("*.json"):
+        json.loads(path.read_text())  # every JSON file is complete
+
+
+def test_force_skip_training_fails_strict_check(tmp_path):
+    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path)],
+                     env={"FORCE_SKIP_TRAINING": "true"})
+    assert result.returncode == 5, result.stdout + result.stderr
+    metrics = json.loads((tmp_path / f"reports/training/layer_b_{SLUG}_sft_metrics.json").read_text())
+    assert metrics["skipped"] is True and "FORCE_SKIP_TRAINING" in metrics["reason"]
+    check = json.loads((tmp_path / "reports/migration/gpu_completion_check.json").read_text())
+    assert check["strict_pass"] is False
+    assert any(f.startswith("sft: not_skipped") for f in check["failures"])
+    assert not (tmp_path / f"checkpoints/layer_b/{SLUG}_sft/final").exists()
+    assert "strict completion check failed" in result.stdout
+
+
+def test_gate_blocks_7b_on_cpu_unless_skipping_is_allowed(tmp_path):
+    blocked = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path / "a"), "--tier", "7b"])
+    assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+    assert "ALLOW_SKIP_TRAINING" in blocked.stdout
+    summary = (tmp_path / "a/reports/migration/day1_run_summary.md").read_text()
+    assert "VRAM gate: **block**" in summary
+
+    allowed = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path / "b"), "--tier", "7b"],
+                      env={"ALLOW_SKIP_TRAINING": "true"})
+    assert allowed.returncode == 5, allowed.stdout + allowed.stderr
+    metrics = json.loads((tmp_path / f"b/reports/training/layer_b_{SLUG}_sft_metrics.json").read_text())
+    assert metrics["skipped"] is True and "no CUDA GPU" in metrics["reason"]
+    events = read_events(tmp_path / "b")
+    gate = [e for e in events if e["type"] == "decision" and e["kind"] == "vram_gate"]
+    assert gate and gate[0]["facts"]["required_vram_gb"] == 18.0
+
+
+def test_third_party_plugin_runs_after_sft_and_broken_one_is_reported(tmp_path, plugin_site):
+    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path)],
+                     env={"PYTHONPATH": str(plugin_site)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plugin 'broken_at_import' failed to load" in result.stdout
+    events = read_events(tmp_path)
+    broken = [e for e in events if e["type"] == "plugin" and e["name"] == "broken_at_import"]
+    assert broken[0]["status"] == "failed" and "ImportError" in broken[0]["reason"]
+    finished = [e["stage"] for e in events if e["type"] == "stage_finished"]
+    assert finished.index("adapter_stats") > finished.index("sft")
+    stats = json.loads((tmp_path / "reports/adapter_stats.json").read_text())
+    assert stats["adapter_parameters"] > 0
+    summary = (tmp_path / "reports/migration/day1_run_summary.md").read_text()
+    assert "| adapter_stats | sample_adapter_stats | no | done |" in summary
+
+
+def test_plugins_command_lists_sources_and_failures(plugin_site):
+    result = run_cli(["plugins"], env={"PYTHONPATH": str(plugin_site), "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "builtin (plugins.sft)" in result.stdout
+    assert "medllm-sample-plugin 0.1.0" in result.stdout and "adapter_stats" in result.stdout
+    assert "broken_at_import" in result.stdout and "ImportError" in result.stdout
+
+
+def test_block_env_var_blocks_a_plugin(tmp_path, plugin_site):
+    result = run_cli(["plugins"], env={"PYTHONPATH": str(plugin_site), "COLUMNS": "200",
+                                       "MEDLLM_BLOCK_PLUGINS": "sample_adapter_stats"})
+    assert "blocked" in result.stdout and "MEDLLM_BLOCK_PLUGINS" in result.stdout
+    assert "adapter_stats │" not in result.stdout.split("stages (")[1]
