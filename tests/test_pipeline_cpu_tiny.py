@@ -100,7 +100,8 @@ def test_run_folder_and_summary(default_run):
 
 def test_nothing_half_written(default_run):
     out, _ = default_run
-    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".staging" in p.name or p.name.endswith(".old")]
+    leftovers = [p for p in out.rglob("*")
+                 if p.name.endswith((".tmp", ".old")) or ".staging" in p.name]
     assert leftovers == []
     for path in out.rglob("*.json"):
         json.loads(path.read_text())  # every JSON file is complete
