@@ -75,6 +75,9 @@ class RunContext:
     results: dict[str, StageResult] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     preflight: dict[str, Any] = field(default_factory=dict)  # facts the preflight stage found
+    # True when continuing an interrupted run (--resume): training stages continue
+    # from their last checkpoint instead of starting clean.
+    resume: bool = False
 
     def planned(self, name: str) -> PlannedStage | None:
         return next((p for p in self.plan if p.spec.name == name), None)
