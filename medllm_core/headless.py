@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -70,6 +71,7 @@ class HeadlessPrinter:
 
     # -- rendering ------------------------------------------------------------
     def print(self, text: str) -> None:
+        """``text`` is rich markup; dynamic parts must go through ``escape`` first."""
         (self.progress.console if self.live else self.console).print(text)
 
     def handle(self, event: dict[str, Any]) -> None:
@@ -80,7 +82,7 @@ class HeadlessPrinter:
             self.print(f"  device: {event.get('hardware', {}).get('description')}")
             self.print(f"  events: {Path(event.get('run_dir', '.')) / 'events.jsonl'}")
         elif kind == ev.PLUGIN and event.get("status") == "failed":
-            self.print(f"[yellow]plugin '{event.get('name')}' failed to load:[/] {event.get('reason')}")
+            self.print(f"[yellow]plugin '{event.get('name')}' failed to load:[/] {escape(str(event.get('reason')))}")
         elif kind == ev.PLAN:
             self.print_plan(event)
         elif kind == ev.STAGE_STARTED:
@@ -91,11 +93,11 @@ class HeadlessPrinter:
             if stage in self.tasks and self.live:
                 self.progress.update(self.tasks[stage], loss=f"{event.get('loss'):.4f}")
         elif kind == ev.DECISION:
-            self.print(f"  [magenta]decision[/] {event.get('kind')}: {event.get('summary')}")
+            self.print(f"  [magenta]decision[/] {event.get('kind')}: {escape(str(event.get('summary')))}")
         elif kind == ev.CHECK and not event.get("passed"):
-            self.print(f"  [yellow]check {event.get('name')} failed:[/] {event.get('detail')}")
+            self.print(f"  [yellow]check {event.get('name')} failed:[/] {escape(str(event.get('detail')))}")
         elif kind == ev.LOG and event.get("level") in ("warning", "error"):
-            self.print(f"  [yellow]{event.get('level')}:[/] {event.get('message')}")
+            self.print(f"  [yellow]{event.get('level')}:[/] {escape(str(event.get('message')))}")
         elif kind == ev.STAGE_FINISHED:
             self.on_stage_finished(stage, event)
         elif kind == ev.RUN_FINISHED:
@@ -107,9 +109,9 @@ class HeadlessPrinter:
             table.add_column(column, overflow="fold")
         for stage in event.get("stages", []):
             table.add_row(stage["name"], stage["plugin"], "yes" if stage["enabled"] else "no",
-                          "yes" if stage["required"] else "no", stage.get("detail", ""))
-        self.print(f"  precision: {event['precision']['dtype']} — {event['precision']['reason']}")
-        self.print(f"  VRAM gate: {event['gate']['verdict']} — {event['gate']['reason']}")
+                          "yes" if stage["required"] else "no", escape(stage.get("detail", "")))
+        self.print(f"  precision: {event['precision']['dtype']} — {escape(event['precision']['reason'])}")
+        self.print(f"  VRAM gate: {event['gate']['verdict']} — {escape(event['gate']['reason'])}")
         (self.progress.console if self.live else self.console).print(table)
 
     def on_progress(self, stage: str, event: dict[str, Any]) -> None:
@@ -130,4 +132,4 @@ class HeadlessPrinter:
         facts = ", ".join(f"{k}={v}" for k, v in event.get("summary", {}).items() if k != "failures")
         detail = event.get("reason") or facts
         self.print(f"{STATUS_MARK.get(status, '?')} {stage} {status} ({event.get('duration_s', 0):.1f}s)"
-                   + (f" — {detail}" if detail else ""))
+                   + (f" — {escape(str(detail))}" if detail else ""))

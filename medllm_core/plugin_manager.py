@@ -24,7 +24,11 @@ from medllm_core.stages import StageSpec
 BUILTIN_PLUGIN_MODULES = (
     "plugins.preflight",
     "plugins.sft",
+    "plugins.dpo",
+    "plugins.simpo",
+    "plugins.kto",
     "plugins.completion_check",
+    "plugins.method_comparison",
 )
 
 BLOCK_ENV = "MEDLLM_BLOCK_PLUGINS"

@@ -122,9 +122,10 @@ class Profile:
     data: dict[str, DataSection] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where the profile came from: relative data paths resolve against this folder.
-    source_path: Path | None = None
+    # Not settable from TOML (init=False), only by the loader.
+    source_path: Path | None = field(default=None, init=False)
     # dotted key -> "file" | "env:NAME" | "cli" (evidence of where each value came from)
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict, init=False)
 
     @property
     def base_dir(self) -> Path:
@@ -203,11 +204,13 @@ def parse_env_value(name: str, raw: str, current: Any) -> Any:
             f"environment variable {name}={raw!r} is not a boolean",
             hint="use true or false",
         )
-    if isinstance(current, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+    if isinstance(current, (int, float)):
+        for number in (int, float):
+            try:
+                return number(raw)
+            except ValueError:
+                continue
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number")
     return raw
 
 
@@ -261,18 +264,23 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        # Python < 3.14 has no .lineno: the line is only in the message text.
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
         message = getattr(exc, "msg", str(exc))
         raise ConfigError(f"invalid TOML: {message}", Location(file=str(path), line=line)) from None
 
 
 def _profile_hint(path: Path) -> str | None:
-    folder = path.parent if path.parent.exists() else Path("profiles")
-    names = sorted(p.name for p in folder.glob("*.toml")) if folder.exists() else []
-    guess = closest(path.name, names)
-    if guess:
-        return f"did you mean '{folder / guess}'?"
-    return f"shipped profiles: {', '.join(names)}" if names else None
+    folders = [path.parent] if path.parent.exists() and path.parent.resolve() != Path.cwd().resolve() else []
+    folders += [Path("profiles"), shipped_profiles_dir()]
+    for folder in folders:
+        stems = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+        guess = closest(path.stem, stems)
+        if guess:
+            return f"did you mean '{folder / guess}.toml'?"
+    shipped = sorted(p.stem for p in shipped_profiles_dir().glob("*.toml"))
+    return f"shipped profiles: {', '.join(shipped)}" if shipped else None
 
 
 def resolve_profile_path(spec: str) -> Path:

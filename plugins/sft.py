@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from medllm_core.hookspecs import hookimpl
 from medllm_core.stages import StageKind, StageSpec
-from medllm_core.training.settings import TrainingSettings, describe_training_plan
+from medllm_core.training.settings import SFTSettings, describe_training_plan
 
 
 def _run(ctx):
@@ -26,7 +26,7 @@ def register_stages(register) -> None:
         name="sft",
         run=_run,
         kind=StageKind.TRAINING,
-        settings=TrainingSettings,
+        settings=SFTSettings,
         description="LoRA supervised fine-tuning (TRL SFTTrainer + PEFT)",
         describe_plan=describe_training_plan,
         check_inputs=_check_inputs,

@@ -79,8 +79,8 @@ def test_events_tell_the_whole_story(default_run):
     for kind in ("plan", "stage_started", "stage_finished", "progress", "loss", "memory", "decision", "check"):
         assert kind in types, kind
     finished = [e["stage"] for e in events if e["type"] == "stage_finished"]
-    assert finished == ["preflight", "sft", "completion_check"]
-    loss_steps = [e["step"] for e in events if e["type"] == "loss"]
+    assert finished == ["preflight", "sft", "dpo", "simpo", "kto", "completion_check", "method_comparison"]
+    loss_steps = [e["step"] for e in events if e["type"] == "loss" and e["stage"] == "sft"]
     assert loss_steps == list(range(1, 31))
     assert any(e["type"] == "decision" and e["kind"] == "precision" for e in events)
 
@@ -110,6 +110,9 @@ def test_nothing_half_written(default_run):
 def test_force_skip_training_fails_strict_check(tmp_path):
     result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path)],
                      env={"FORCE_SKIP_TRAINING": "true"})
+    for method in ("dpo", "simpo", "kto"):
+        skipped = json.loads((tmp_path / f"reports/training/{method}_metrics.json").read_text())
+        assert skipped["skipped"] is True and "FORCE_SKIP_TRAINING" in skipped["reason"]
     assert result.returncode == 5, result.stdout + result.stderr
     metrics = json.loads((tmp_path / f"reports/training/layer_b_{SLUG}_sft_metrics.json").read_text())
     assert metrics["skipped"] is True and "FORCE_SKIP_TRAINING" in metrics["reason"]
@@ -137,8 +140,12 @@ def test_gate_blocks_7b_on_cpu_unless_skipping_is_allowed(tmp_path):
     assert gate and gate[0]["facts"]["required_vram_gb"] == 18.0
 
 
+SFT_ONLY = ["--set", "stages.dpo.enabled=false", "--set", "stages.simpo.enabled=false",
+            "--set", "stages.kto.enabled=false"]
+
+
 def test_third_party_plugin_runs_after_sft_and_broken_one_is_reported(tmp_path, plugin_site):
-    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path)],
+    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path), *SFT_ONLY],
                      env={"PYTHONPATH": str(plugin_site)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "plugin 'broken_at_import' failed to load" in result.stdout
@@ -166,3 +173,78 @@ def test_block_env_var_blocks_a_plugin(tmp_path, plugin_site):
                                        "MEDLLM_BLOCK_PLUGINS": "sample_adapter_stats"})
     assert "blocked" in result.stdout and "MEDLLM_BLOCK_PLUGINS" in result.stdout
     assert "adapter_stats │" not in result.stdout.split("stages (")[1]
+
+
+# --- preference stages (issue: DPO, SimPO and KTO from the SFT model) ---------------------
+
+@pytest.mark.parametrize("method", ["dpo", "simpo", "kto"])
+def test_preference_metrics_and_checkpoint_contract(default_run, method):
+    out, _ = default_run
+    metrics = json.loads((out / f"reports/training/{method}_metrics.json").read_text())
+    assert metrics["skipped"] is False and metrics["steps"] == 12
+    assert metrics["starts_from"] == "sft"
+    assert metrics["sft_checkpoint"].endswith(f"checkpoints/layer_b/{SLUG}_sft/final")
+    assert metrics["seed"] == 42 and metrics["tokens_per_second"] > 0
+    assert (out / f"checkpoints/{method}-real-baseline/final/adapter_model.safetensors").is_file()
+    assert Path(metrics["loss_curve_png"]).is_file()
+
+
+def test_dpo_and_kto_reference_is_the_sft_model(default_run):
+    """With the SFT model as reference, policy == reference at the first step: rewards are exactly 0."""
+    out, _ = default_run
+    for method in ("dpo", "kto"):
+        metrics = json.loads((out / f"reports/training/{method}_metrics.json").read_text())
+        first = metrics["rewards_first_step"]
+        assert first["rewards/chosen"] == 0.0 and first["rewards/margins"] == 0.0, (method, first)
+        assert metrics["reference_model"].startswith("SFT model")
+    dpo = json.loads((out / "reports/training/dpo_metrics.json").read_text())
+    assert dpo["rewards_first_step"]["rewards/rejected"] == 0.0
+
+
+def test_same_pairs_for_every_method_and_kto_derivation_recorded(default_run):
+    out, _ = default_run
+    data = {m: json.loads((out / f"reports/training/{m}_metrics.json").read_text())["data"]
+            for m in ("dpo", "simpo", "kto")}
+    assert len({d["train_fingerprint"] for d in data.values()}) == 1
+    assert data["kto"]["derived_from_preference"] is True and data["kto"]["kto_rows"] == 120
+    kto = json.loads((out / "reports/training/kto_metrics.json").read_text())
+    assert any(d["kind"] == "kto_data_derived" for d in kto["decisions"])
+
+
+def test_method_comparison_written(default_run):
+    out, _ = default_run
+    report = json.loads((out / "reports/training/method_comparison.json").read_text())
+    assert [r["method"] for r in report["methods"]] == ["dpo", "simpo", "kto"]
+    assert report["same_training_pairs"] is True
+    for row in report["methods"]:
+        assert row["steps"] == 12 and row["wall_time_s"] > 0 and row["tokens_per_second"] > 0
+        assert row["peak_memory_gb"] > 0
+    assert report["methods"][0]["reward_accuracy"] is not None
+    markdown = (out / "reports/training/method_comparison.md").read_text()
+    assert "| dpo | trained | 12 |" in markdown and "kto_data_derived" in markdown
+
+
+def test_strict_check_covers_all_four_training_stages(default_run):
+    out, _ = default_run
+    check = json.loads((out / "reports/migration/gpu_completion_check.json").read_text())
+    assert check["required_stages"] == ["sft", "dpo", "simpo", "kto"]
+    assert check["strict_pass"] is True
+
+
+@pytest.mark.parametrize("method", ["dpo", "simpo", "kto"])
+def test_preference_checkpoint_merges_and_generates(default_run, method):
+    out, _ = default_run
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = out / f"checkpoints/{method}-real-baseline/final"
+    config = json.loads((final / "adapter_config.json").read_text())
+    base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    merged = PeftModel.from_pretrained(base, final).merge_and_unload()
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "How should I take ibuprofen?"}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out_ids = merged.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert out_ids.shape[1] > inputs["input_ids"].shape[1]

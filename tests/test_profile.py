@@ -6,7 +6,7 @@ real file in ``tmp_path`` so the reported file and line can be checked exactly.
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from medllm_core.profile import (
     save_profile,
 )
 from medllm_core.runner import plan_stages
+from medllm_core.schema import build
 from medllm_core.stages import StageKind, StageResult, StageSpec
 from medllm_core.training.settings import TrainingSettings
 
@@ -115,6 +116,7 @@ def test_cpu_tiny_key_values(schemas: dict[str, type | None]) -> None:
     assert sft["warmup_ratio"] == 0.0
     # The stage table is validated against TrainingSettings and its defaults are filled in.
     assert sft["lr_scheduler"] == TrainingSettings.lr_scheduler
+    assert set(sft) == {f.name for f in dataclasses.fields(schemas["sft"])} - {"seed"}  # None is not stored
     assert set(profile.sources.values()) == {"file"}
     assert profile.sources["stages.sft.max_steps"] == "file"
 
@@ -128,7 +130,10 @@ def test_every_shipped_profile_loads(path: Path, schemas: dict[str, type | None]
     assert set(profile.stages) <= set(schemas)
     for key in ("sft", "preference"):
         assert profile.resolve_path(profile.data[key].path).is_file(), f"{path.name}: data.{key}.path is missing"
-    TrainingSettings(**profile.stages["sft"]).validate("stages.sft")
+    # The validated table (defaults filled in) builds the registered settings class again.
+    sft_settings = schemas["sft"]
+    assert sft_settings is not None
+    build(sft_settings, profile.stages["sft"], "stages.sft")
     assert set(profile.sources.values()) == {"file"}
 
 
@@ -158,10 +163,6 @@ def test_shipped_profile_specifics(schemas: dict[str, type | None]) -> None:
     assert small.model_slug == "qwen25_7b"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG profiles/{a100_40g,h100_80g,h100_80g_14b,rtx4090_24g,v100_dual}.toml line 49: "
-    "[stages.sft] max_length is 2-8 tokens, which truncates every medical conversation"
-))
 @pytest.mark.parametrize("path", GPU_PROFILES, ids=lambda p: p.stem)
 def test_gpu_profiles_have_a_usable_max_length(path: Path, schemas: dict[str, type | None]) -> None:
     assert load(path, schemas).stages["sft"]["max_length"] >= 512
@@ -262,10 +263,6 @@ def test_cli_can_add_a_stage_table(schemas: dict[str, type | None]) -> None:
     assert profile.stages["completion_check"] == {"enabled": False}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG medllm_core/profile.py parse_env_value: MIN_CUDA_MEM_GB_7B/14B stay strings when the file holds an "
-    "integer (min_vram_gb_7b = 18 in every GPU profile), so the override fails with 'expected number'"
-))
 @pytest.mark.parametrize(("var", "dotted"), [("MIN_CUDA_MEM_GB_7B", "gates.min_vram_gb_7b"),
                                              ("MIN_CUDA_MEM_GB_14B", "gates.min_vram_gb_14b")])
 def test_vram_gate_env_overrides_an_integer_file_value(var: str, dotted: str,
@@ -456,10 +453,6 @@ def test_invalid_toml_reports_the_line(tmp_path: Path, schemas: dict[str, type |
     assert f"line {line}" in str(error)
 
 
-@pytest.mark.xfail(sys.version_info < (3, 14), strict=True, reason=(
-    "BUG medllm_core/profile.py read_toml: tomllib.TOMLDecodeError has no .lineno before Python 3.14, "
-    "so Location.line stays None (the line is only inside the message text)"
-))
 def test_invalid_toml_line_is_in_the_location(tmp_path: Path, schemas: dict[str, type | None]) -> None:
     text, line = mutate(tiny_text(), "seed = 42", "seed = = 42")
     error = config_error(write(tmp_path, text), schemas)
@@ -495,10 +488,6 @@ def test_bare_shipped_name_resolves_from_anywhere(tmp_path: Path, monkeypatch: p
     assert profile.resolve_path(profile.data["sft"].path) == SFT_SAMPLE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG medllm_core/profile.py _profile_hint: a mistyped bare name (--run cpu_tinyy) is looked up in the "
-    "current folder only; from the repo root the hint reads 'shipped profiles: pyproject.toml'"
-))
 def test_mistyped_bare_name_suggests_the_shipped_profile(monkeypatch: pytest.MonkeyPatch,
                                                          schemas: dict[str, type | None]) -> None:
     monkeypatch.chdir(REPO)
@@ -509,10 +498,6 @@ def test_mistyped_bare_name_suggests_the_shipped_profile(monkeypatch: pytest.Mon
     assert "pyproject" not in error.hint
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG medllm_core/profile.py Profile: source_path/sources are init fields, so build() accepts them from TOML; "
-    "'source_path = \"x\"' crashes with TypeError (unsupported schema type Path) and 'sources' is silently accepted"
-))
 @pytest.mark.parametrize("line", ['source_path = "x"', 'sources = { a = "b" }'])
 def test_internal_fields_are_not_profile_keys(line: str, tmp_path: Path, schemas: dict[str, type | None]) -> None:
     text, number = mutate(tiny_text(), "output_root = ", line)
@@ -596,7 +581,7 @@ def test_builtin_plan_order(schemas: dict[str, type | None]) -> None:
     assert order.index("preflight") < order.index("sft") < order.index("completion_check")
     by_name = {p.spec.name: p for p in planned}
     assert by_name["sft"].enabled and by_name["sft"].required
-    assert isinstance(by_name["sft"].settings, TrainingSettings)
+    assert isinstance(by_name["sft"].settings, TrainingSettings)  # SFT settings extend the shared ones
     assert by_name["sft"].settings.max_steps == 30
     assert by_name["preflight"].required is False
 

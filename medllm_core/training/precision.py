@@ -1,23 +1,18 @@
-"""Turn the run's precision decision into TrainingArguments flags TRL accepts."""
+"""Turn a precision choice into TrainingArguments flags and a model dtype TRL accepts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from medllm_core.hardware import PrecisionDecision
 
-
-def trainer_precision_kwargs(decision: PrecisionDecision) -> dict[str, Any]:
+def trainer_precision_kwargs(dtype: str, on_gpu: bool) -> dict[str, Any]:
     # TRL configs default to bf16=True, which raises on CPU: always set both flags explicitly.
-    return {
-        "bf16": decision.dtype == "bf16",
-        "fp16": decision.dtype == "fp16",
-        "use_cpu": decision.dtype == "fp32" and not decision.facts.get("gpus"),
-    }
+    return {"bf16": dtype == "bf16", "fp16": dtype == "fp16", "use_cpu": not on_gpu}
 
 
-def model_dtype(decision: PrecisionDecision) -> Any:
+def model_dtype(dtype: str) -> Any:
     import torch
 
-    # fp16 training keeps master weights in fp32 (AMP + loss scaling), so load fp32 then.
-    return torch.bfloat16 if decision.dtype == "bf16" else torch.float32
+    # fp16: base weights in fp16 (a 7B model must fit a V100), LoRA weights stay fp32
+    # (PEFT's autocast_adapter_dtype) and AMP scales the loss.
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)

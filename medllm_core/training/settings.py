@@ -25,7 +25,11 @@ class TrainingSettings:
     save_total_limit: int = 2
     logging_steps: int = 1
     gradient_checkpointing: bool = True
-    assistant_only_loss: bool = True  # loss on assistant tokens only (LLaMA-Factory's default)
+    oom_max_retries: int = 3  # OOM: halve micro-batch / double accumulation, then checkpointing
+    allow_shorter_max_length: bool = False  # OOM at micro-batch 1 with checkpointing: may halve max_length
+    loss_guard: bool = True  # stop on NaN/inf loss or grad norm, or loss stuck at exactly 0
+    loss_guard_fallback: str = "fp32"  # fp32 | lower_lr | auto | none
+    loss_guard_max_retries: int = 1
 
     def validate(self, prefix: str) -> None:
         for name in ("micro_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps"):
@@ -35,6 +39,10 @@ class TrainingSettings:
             raise SchemaError(f"{prefix}.max_steps", "must be -1 (use num_epochs) or > 0")
         if self.learning_rate <= 0:
             raise SchemaError(f"{prefix}.learning_rate", "must be > 0")
+        if self.loss_guard_fallback not in ("fp32", "lower_lr", "auto", "none"):
+            raise SchemaError(f"{prefix}.loss_guard_fallback", "must be one of fp32, lower_lr, auto, none")
+        if self.oom_max_retries < 0 or self.loss_guard_max_retries < 0:
+            raise SchemaError(f"{prefix}.oom_max_retries", "retry counts must be >= 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise SchemaError(f"{prefix}.warmup_ratio", "must be in [0, 1)")
         if self.num_epochs <= 0:
@@ -43,6 +51,41 @@ class TrainingSettings:
     @property
     def effective_batch_size(self) -> int:
         return self.micro_batch_size * self.gradient_accumulation_steps
+
+
+@dataclass
+class SFTSettings(TrainingSettings):
+    assistant_only_loss: bool = True  # loss on assistant tokens only (LLaMA-Factory's default)
+
+
+@dataclass
+class DPOSettings(TrainingSettings):
+    learning_rate: float = 5e-5
+    gradient_accumulation_steps: int = 4
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+
+
+@dataclass
+class SimPOSettings(TrainingSettings):
+    learning_rate: float = 5e-5
+    gradient_accumulation_steps: int = 4
+    beta: float = 2.0
+    simpo_gamma: float = 0.5
+
+
+@dataclass
+class KTOSettings(TrainingSettings):
+    learning_rate: float = 5e-5
+    gradient_accumulation_steps: int = 4
+    beta: float = 0.1
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
+        if self.micro_batch_size < 2:
+            raise SchemaError(f"{prefix}.micro_batch_size", "KTO needs at least 2 examples per device")
 
 
 def describe_training_plan(ctx: Any) -> str:

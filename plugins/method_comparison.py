@@ -1,0 +1,27 @@
+"""Built-in report: reports/training/method_comparison.md|.json."""
+
+from __future__ import annotations
+
+from medllm_core.hookspecs import hookimpl
+from medllm_core.stages import StageKind, StageResult, StageSpec
+
+
+def run_method_comparison(ctx) -> StageResult:
+    from medllm_core.atomic import write_json, write_text
+    from medllm_core.method_comparison import build_comparison, render_markdown
+
+    report = build_comparison(ctx.results)
+    if not report["methods"]:
+        return StageResult.skipped("no preference stage ran in this run")
+    folder = ctx.run.reports_dir / "training"
+    json_path = write_json(folder / "method_comparison.json", report)
+    md_path = write_text(folder / "method_comparison.md", render_markdown(report))
+    return StageResult.done(metrics_path=str(json_path), artifacts={"method_comparison_md": str(md_path)},
+                            summary={"methods": len(report["methods"])})
+
+
+@hookimpl
+def register_stages(register) -> None:
+    register(StageSpec(name="method_comparison", run=run_method_comparison, kind=StageKind.REPORT,
+                       description="DPO / SimPO / KTO side by side (steps, loss, rewards, speed, memory)",
+                       required_by_default=False))
