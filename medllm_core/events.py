@@ -43,12 +43,18 @@ MASK = "***"
 class EventLog:
     """Writer side of ``events.jsonl``."""
 
-    def __init__(self, path: Path, secrets: Iterable[str] = ()):
+    def __init__(self, path: Path, secrets: Iterable[str] = (), enabled: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._secrets = [s for s in secrets if s and len(s) >= 4]
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Non-zero ranks of a distributed stage train but do not write: one voice per run.
+        self.enabled = enabled
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if enabled else -1
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
 
     def add_secret(self, secret: str | None) -> None:
         if secret and len(secret) >= 4:
@@ -64,6 +70,8 @@ class EventLog:
         if stage is not None:
             event["stage"] = stage
         event.update(data)
+        if not self.enabled:
+            return event
         line = self.mask(json.dumps(event, ensure_ascii=False, default=str)) + "\n"
         with self._lock:
             os.write(self._fd, line.encode("utf-8"))

@@ -8,6 +8,7 @@ stages and turns their results into an exit code.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import traceback
@@ -26,6 +27,7 @@ from medllm_core.gates import evaluate_gate
 from medllm_core.hardware import HardwareInfo, choose_precision, probe_hardware
 from medllm_core.plugin_manager import StageRegistry
 from medllm_core.profile import Profile, dump_profile
+from medllm_core.resume import STATE_FILE, PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
 from medllm_core.schema import build
 from medllm_core.stages import StageResult, StageStatus
 
@@ -98,10 +100,16 @@ def start_run(
     *,
     hardware: HardwareInfo | None = None,
     secrets: tuple[str, ...] = (),
+    previous: PreviousRun | None = None,
 ) -> RunContext:
-    """Create the run folder, save the effective profile and take the run-wide decisions."""
+    """Create the run folder, save the effective profile and take the run-wide decisions.
+
+    With ``previous`` (``--resume``) the run folder is reused: events are appended
+    and ``RunContext.resume`` is set.
+    """
     run.run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_stages(profile, registry)
+    archived = archive_changed_profile(run, profile, previous) if previous is not None else None
     write_text(run.run_dir / "effective_profile.toml", dump_profile(profile))
     write_json(run.run_dir / "profile_sources.json", profile.sources)
     events = EventLog(run.events_path, secrets=secrets)
@@ -114,6 +122,7 @@ def start_run(
         precision=choose_precision(hardware),
         gate=evaluate_gate(profile, hardware),
         plan=plan,
+        resume=previous is not None,
     )
     events.emit(
         ev.RUN_STARTED,
@@ -124,7 +133,13 @@ def start_run(
         run_dir=str(run.run_dir),
         argv=sys.argv,
         hardware=hardware.to_dict(),
+        host=socket.gethostname(),
+        resumed=previous is not None,
+        attempt=previous.attempt + 1 if previous is not None else 1,
     )
+    if archived is not None:
+        events.emit(ev.LOG, level="info", message=f"the profile differs from the previous attempt's; "
+                                                  f"that one is kept as {archived.name}")
     for record in registry.plugins:
         events.emit(ev.PLUGIN, name=record.name, source=record.source, status=record.status,
                     reason=record.reason, stages=record.stages)
@@ -174,8 +189,9 @@ def _dependency_problem(context: RunContext, planned: PlannedStage) -> str | Non
     return None
 
 
-def run_stages(context: RunContext) -> RunOutcome:
+def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutcome:
     events = context.events
+    ledger = ledger or RunLedger.for_context(context)
     exit_code = ExitCode.OK
     message = ""
     stop_reason: str | None = None
@@ -188,20 +204,42 @@ def run_stages(context: RunContext) -> RunOutcome:
             context.results[name] = result
             events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=0.0)
             continue
-        events.emit(ev.STAGE_STARTED, name, kind=str(planned.spec.kind), required=planned.required)
+        events.emit(ev.STAGE_STARTED, name, kind=str(planned.spec.kind), required=planned.required,
+                    fingerprint=ledger.fingerprints.get(name))
         started = time.monotonic()
         problem = _dependency_problem(context, planned)
+        continue_stage = False
+        if problem is None and ledger.resuming:
+            verdict = ledger.assess(context, planned)
+            for level, line in verdict.logs:
+                events.emit(ev.LOG, name, level=level, message=line)
+            if verdict.reuse is not None:
+                ledger.restore(context, planned, verdict.reuse)
+                events.emit(ev.STAGE_FINISHED, name, **verdict.reuse.to_dict(),
+                            duration_s=round(time.monotonic() - started, 3), reused=True)
+                _save_state(context, ledger)
+                continue
+            continue_stage = verdict.continue_stage
         if problem is not None:
             result = StageResult.skipped(problem)
         else:
-            result = _call_stage(context, planned)
+            ledger.running[name] = ledger.fingerprints.get(name, "")
+            _save_state(context, ledger)
+            # RunContext.resume is what a stage reads: while it runs, True only when this
+            # stage continues its own interrupted work (same inputs, same upstream results).
+            context.resume = continue_stage
+            try:
+                result = _call_stage(context, planned)
+            finally:
+                context.resume = ledger.resuming
         if isinstance(result, PreflightBlocked):
             exit_code, message = ExitCode.PREFLIGHT_BLOCKED, result.render()
             stop_reason = "run stopped by the preflight gate"
             result = StageResult.failed(result.render())
         context.results[name] = result
+        ledger.finished(name, result)
         events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=round(time.monotonic() - started, 3))
-        _save_state(context)
+        _save_state(context, ledger)
     if exit_code == ExitCode.OK:
         failed = [n for n, r in context.results.items() if r.status == StageStatus.FAILED]
         strict = context.results.get(STRICT_CHECK_STAGE)
@@ -230,9 +268,15 @@ def dry_run(context: RunContext) -> RunOutcome:
 
 
 def _call_stage(context: RunContext, planned: PlannedStage) -> StageResult | PreflightBlocked:
+    from medllm_core.distributed import processes_for, run_stage_distributed
+
     stage_context = StageContext(context, planned)
+    processes = processes_for(context, planned)
     try:
-        result = planned.spec.run(stage_context)
+        if processes > 1:
+            result = run_stage_distributed(context, planned, processes)
+        else:
+            result = planned.spec.run(stage_context)
     except PreflightBlocked as exc:
         return exc
     except MedllmError as exc:
@@ -246,11 +290,34 @@ def _call_stage(context: RunContext, planned: PlannedStage) -> StageResult | Pre
     return result
 
 
-def _save_state(context: RunContext) -> None:
-    write_json(context.run.run_dir / "run_state.json", {
+def _save_state(context: RunContext, ledger: RunLedger) -> None:
+    """``run_state.json``: each stage's result with the fingerprint it was produced under.
+
+    Stages this attempt has not reached yet keep what the previous attempt
+    recorded, so a resume that is itself interrupted loses nothing.
+    """
+    previous = ledger.previous
+    touched = set(context.results) | set(ledger.running)
+    carried = [name for name in previous.get("results", {}) if name not in touched]
+    results = {name: previous["results"][name] for name in carried}
+    results.update({name: result.to_dict() for name, result in context.results.items()})
+
+    def merged(key: str, current: Mapping[str, Any]) -> dict[str, Any]:
+        older = previous.get(key, {})
+        return {**{n: older[n] for n in carried if n in older}, **current}
+
+    running_before = {n: fp for n, fp in previous.get("running", {}).items() if n not in touched}
+    decisions = [d.to_dict() for d in context.decisions]
+    decisions += [d for d in previous.get("decisions", []) if d.get("stage") in carried]
+    write_json(context.run.run_dir / STATE_FILE, {
         "run_id": context.run.run_id,
-        "results": {name: result.to_dict() for name, result in context.results.items()},
-        "decisions": [d.to_dict() for d in context.decisions],
+        "attempt": ledger.attempt,
+        "results": results,
+        "fingerprints": merged("fingerprints", {n: ledger.fingerprints.get(n) for n in context.results}),
+        "artifacts": merged("artifacts", {n: ledger.signatures[n] for n in context.results if n in ledger.signatures}),
+        "inputs": merged("inputs", {n: ledger.inputs.get(n) for n in context.results}),
+        "running": {**running_before, **ledger.running},
+        "decisions": decisions,
     })
 
 
@@ -269,13 +336,23 @@ def finish_run(context: RunContext, outcome: RunOutcome) -> None:
 
 
 def execute(profile: Profile, registry: StageRegistry, *, run: RunInfo | None = None,
-            hardware: HardwareInfo | None = None, secrets: tuple[str, ...] = ()) -> RunOutcome:
-    """Plan, run every enabled stage, write the day-1 summary; never raises for stage errors."""
+            hardware: HardwareInfo | None = None, secrets: tuple[str, ...] = (),
+            resume: PreviousRun | None = None) -> RunOutcome:
+    """Plan, run every enabled stage, write the day-1 summary; never raises for stage errors.
+
+    ``resume`` (from ``prepare_resume``) continues an interrupted run in its own folder.
+    """
+    if resume is not None:
+        run = resume.run
     run = run or new_run_info(profile)
-    context = start_run(profile, registry, run, hardware=hardware, secrets=secrets)
+    context = start_run(profile, registry, run, hardware=hardware, secrets=secrets, previous=resume)
     try:
+        if resume is not None:
+            sweep_leftovers(context)
+        ledger = RunLedger.for_context(context, resume)
+        _save_state(context, ledger)
         check_inputs(context)
-        outcome = run_stages(context)
+        outcome = run_stages(context, ledger)
     except MedllmError as exc:
         outcome = RunOutcome(exc.exit_code, run.run_dir, dict(context.results), exc.render())
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ def run_parser() -> argparse.ArgumentParser:
         prog="medllm-tui",
         description="Medical LLM fine-tuning pipeline: SFT → DPO/SimPO/KTO → evaluation → reports.",
         epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui data check PATH --stage sft'. "
+               "Continue an interrupted run: medllm-tui --run PROFILE --resume [RUN_DIR]. "
                "Exit codes: 0 ok, 2 config/data error, 3 preflight gate, 4 stage failed, 5 strict check failed.",
     )
     parser.add_argument("--run", metavar="PROFILE", help="run a profile headless (path or shipped name)")
@@ -44,6 +45,10 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tier", choices=("tiny", "7b", "14b"), help="override model.tier")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any profile key, e.g. --set stages.sft.max_steps=10 (repeatable)")
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run in its own folder: RUN_DIR, or without a value the "
+                             "latest run of this profile under the output root; stages whose inputs are "
+                             "unchanged are not rerun")
     parser.add_argument("--version", action="version", version=f"medllm {__version__}")
     return parser
 
@@ -64,8 +69,12 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def quiet_library_progress_bars() -> None:
     """HF's own tqdm bars would interleave with ours; the events carry the progress."""
     import os
+    import warnings
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # Library deprecation notices are for us, not for a student watching a run.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -78,6 +87,7 @@ def command_run(args: argparse.Namespace) -> int:
     from medllm_core.headless import HeadlessPrinter
     from medllm_core.plugin_manager import load_plugins
     from medllm_core.profile import load_profile
+    from medllm_core.resume import prepare_resume
     from medllm_core.runner import dry_run, environment_secrets, execute, new_run_info, start_run
 
     console = Console(highlight=False)
@@ -85,24 +95,37 @@ def command_run(args: argparse.Namespace) -> int:
     load_env_file()
     registry = load_plugins()
     profile = load_profile(args.run, cli_overrides=cli_overrides(args), stage_schemas=registry.settings_schemas())
-    run = new_run_info(profile)
-    printer = HeadlessPrinter(run.events_path, console=console).start()
+    previous = None
+    if args.resume is not None:
+        if profile.run.dry_run:
+            raise ConfigError("--resume cannot be combined with a dry run (--dry-run / DRY_RUN=true)")
+        previous = prepare_resume(profile, args.resume or None)
+        run = previous.run
+    else:
+        run = new_run_info(profile)
+    printer = HeadlessPrinter(run.events_path, console=console)
+    if previous is not None:
+        printer.reader.offset = previous.events_offset  # show this attempt, not the whole history again
+    printer.start()
     try:
         if profile.run.dry_run:
             context = start_run(profile, registry, run, secrets=environment_secrets())
             outcome = dry_run(context)
         else:
-            outcome = execute(profile, registry, run=run, secrets=environment_secrets())
+            outcome = execute(profile, registry, run=run, secrets=environment_secrets(), resume=previous)
     finally:
         printer.stop()
     meaning = EXIT_MEANING.get(outcome.exit_code, "")
     style = "green" if outcome.exit_code == ExitCode.OK else "red"
     console.print(f"[{style}]exit {int(outcome.exit_code)} ({meaning})[/]" +
                   (f": {outcome.message}" if outcome.message else ""))
-    if not profile.run.dry_run:
-        reports = run.reports_dir / "migration"
-        console.print(f"summary: {reports / 'day1_run_summary.md'}")
-        console.print(f"strict check: {reports / 'gpu_completion_check.md'}")
+    if outcome.exit_code != ExitCode.OK and outcome.message:
+        print(f"error: {outcome.message}", file=sys.stderr)  # one unwrapped line for scripts and logs
+    reports = run.reports_dir / "migration"
+    for label, path in (("summary", reports / "day1_run_summary.md"),
+                        ("strict check", reports / "gpu_completion_check.md")):
+        if not profile.run.dry_run and path.exists():
+            console.print(f"{label}: {path}")
     return int(outcome.exit_code)
 
 
@@ -179,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "data":
             return command_data(argv[1:])
         args = run_parser().parse_args(argv)
+        if args.resume is not None and not args.run:
+            raise ConfigError("--resume needs the profile too", hint="medllm-tui --run PROFILE --resume [RUN_DIR]")
         if args.run:
             return command_run(args)
         return launch_app()

@@ -51,23 +51,28 @@ def test_sft_metrics_and_loss_curve(default_run):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
 
 
-def test_final_checkpoint_reloads_and_generates(default_run):
-    out, _ = default_run
+def merge_and_generate(final: Path, question: str) -> tuple[int, int]:
+    """Load base + adapter from a final checkpoint, merge, generate greedily; (prompt, total) lengths."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    final = out / f"checkpoints/layer_b/{SLUG}_sft/final"
     config = json.loads((final / "adapter_config.json").read_text())
     base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
     tokenizer = AutoTokenizer.from_pretrained(final)
-    model = PeftModel.from_pretrained(base, final).merge_and_unload()
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "发烧怎么办？"}],
+    merged = PeftModel.from_pretrained(base, final).merge_and_unload()
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
-        generated = model.generate(**prompt, max_new_tokens=8, do_sample=False)
-    assert generated.shape[1] > prompt["input_ids"].shape[1]
-    assert isinstance(tokenizer.decode(generated[0, prompt["input_ids"].shape[1]:]), str)
+        generated = merged.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert isinstance(tokenizer.decode(generated[0, inputs["input_ids"].shape[1]:]), str)
+    return inputs["input_ids"].shape[1], generated.shape[1]
+
+
+def test_final_checkpoint_reloads_and_generates(default_run):
+    out, _ = default_run
+    prompt_length, total = merge_and_generate(out / f"checkpoints/layer_b/{SLUG}_sft/final", "发烧怎么办？")
+    assert total > prompt_length
 
 
 def test_events_tell_the_whole_story(default_run):
@@ -234,17 +239,6 @@ def test_strict_check_covers_all_four_training_stages(default_run):
 @pytest.mark.parametrize("method", ["dpo", "simpo", "kto"])
 def test_preference_checkpoint_merges_and_generates(default_run, method):
     out, _ = default_run
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    final = out / f"checkpoints/{method}-real-baseline/final"
-    config = json.loads((final / "adapter_config.json").read_text())
-    base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"])
-    tokenizer = AutoTokenizer.from_pretrained(final)
-    merged = PeftModel.from_pretrained(base, final).merge_and_unload()
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "How should I take ibuprofen?"}],
-                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    with torch.no_grad():
-        out_ids = merged.generate(**inputs, max_new_tokens=6, do_sample=False)
-    assert out_ids.shape[1] > inputs["input_ids"].shape[1]
+    prompt_length, total = merge_and_generate(out / f"checkpoints/{method}-real-baseline/final",
+                                              "How should I take ibuprofen?")
+    assert total > prompt_length

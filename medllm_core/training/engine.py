@@ -18,6 +18,7 @@ from typing import Any
 
 from medllm_core.atomic import replace_directory
 from medllm_core.context import StageContext
+from medllm_core.distributed import is_main_process, world_size
 from medllm_core.stages import StageResult
 from medllm_core.training.callbacks import EventCallback, peak_memory_gb
 from medllm_core.training.checkpoints import clear_checkpoints, last_complete_checkpoint, remove_incomplete
@@ -99,6 +100,8 @@ def base_metrics(ctx: StageContext, method: TrainingMethod) -> dict[str, Any]:
 
 
 def _write_outcome(ctx: StageContext, method: TrainingMethod, payload: dict[str, Any]) -> None:
+    if not is_main_process():
+        return  # rank 0 speaks for the whole distributed stage
     write_metrics(method.paths.metrics, {**base_metrics(ctx, method), **payload,
                                          "decisions": ctx.stage_decisions()})
 
@@ -118,9 +121,10 @@ def _fail(ctx: StageContext, method: TrainingMethod, reason: str, attempts: list
 
 def _starting_checkpoint(ctx: StageContext, output_dir: Path) -> Path | None:
     if not ctx.run_context.resume:
-        clear_checkpoints(output_dir)
+        if is_main_process():
+            clear_checkpoints(output_dir)
         return None
-    removed = remove_incomplete(output_dir)
+    removed = remove_incomplete(output_dir) if is_main_process() else []
     if removed:
         ctx.decide("incomplete_checkpoint_removed", f"removed checkpoint(s) cut off mid-save: {', '.join(removed)}",
                    removed=removed)
@@ -200,14 +204,17 @@ def _finish(ctx: StageContext, method: TrainingMethod, trainer: Any, train_outpu
             wall: float) -> StageResult:
     paths = method.paths
     staging = paths.final.with_name(".final.staging")
-    trainer.save_model(str(staging))
+    trainer.save_model(str(staging))  # the Trainer itself writes only on the main process
+    summary = {"steps": trainer.state.global_step}
+    if not is_main_process():
+        return StageResult.trained(summary=summary)
     trainer.processing_class.save_pretrained(str(staging))
     replace_directory(staging, paths.final)
 
     history = trainer.state.log_history
     points = loss_curve_from_history(history)
     write_loss_curve(points, paths.curve_json, paths.curve_png, f"{method.title} loss — {ctx.profile.model_slug}")
-    examples = trainer.state.global_step * attempt.effective_batch_size
+    examples = trainer.state.global_step * attempt.effective_batch_size * world_size()
     tokens, tokens_source = trained_tokens(trainer, history, examples)
     reward = reward_metrics(history)
     _write_outcome(ctx, method, {
@@ -230,10 +237,11 @@ def _finish(ctx: StageContext, method: TrainingMethod, trainer: Any, train_outpu
         "train_tokens_source": tokens_source,
         "tokens_per_second": round(tokens / wall, 1) if tokens and wall > 0 else None,
         "examples_per_second": round(examples / wall, 3) if wall > 0 else None,
+        "world_size": world_size(),
         "peak_memory": peak_memory_gb(),
         **reward,
     })
-    summary = {"steps": trainer.state.global_step, "final_loss": points[-1]["loss"] if points else None}
+    summary["final_loss"] = points[-1]["loss"] if points else None
     if reward.get("reward_accuracy") is not None:
         summary["reward_accuracy"] = reward["reward_accuracy"]
     return StageResult.trained(metrics_path=str(paths.metrics), checkpoint_path=str(paths.final),
