@@ -189,14 +189,14 @@ def build_tiny_model(
         # logits of a 64-wide model stay near uniform and the loss can barely move.
         # A wider init gives LoRA room to show a real, falling loss curve.
         initializer_range=0.2,
-        # Qwen2.5's config puts <|endoftext|> here; the tokenizer itself has no BOS token.
-        bos_token_id=pad_id,
+        # No BOS, like the tokenizer: otherwise transformers "aligns" the config at every load and says so.
+        bos_token_id=None,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
     )
     torch.manual_seed(seed)  # same inputs -> identical weights
     model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=pad_id, eos_token_id=eos_id, pad_token_id=pad_id)
+    model.generation_config = GenerationConfig(bos_token_id=None, eos_token_id=eos_id, pad_token_id=pad_id)
 
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", suffix=".tmp", dir=target_dir.parent))

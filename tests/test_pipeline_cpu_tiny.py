@@ -190,7 +190,9 @@ def test_preference_metrics_and_checkpoint_contract(default_run, method):
     assert metrics["starts_from"] == "sft"
     assert metrics["sft_checkpoint"].endswith(f"checkpoints/layer_b/{SLUG}_sft/final")
     assert metrics["seed"] == 42 and metrics["tokens_per_second"] > 0
-    assert (out / f"checkpoints/{method}-real-baseline/final/adapter_model.safetensors").is_file()
+    final = out / f"checkpoints/{method}-real-baseline/final"
+    assert (final / "adapter_model.safetensors").is_file()
+    assert not (final / "ref").exists()  # the frozen reference copy is not shipped as a second adapter
     assert Path(metrics["loss_curve_png"]).is_file()
 
 

@@ -10,6 +10,7 @@ atomic final checkpoint, the loss curve and the metrics file.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,6 +210,9 @@ def _finish(ctx: StageContext, method: TrainingMethod, trainer: Any, train_outpu
     if not is_main_process():
         return StageResult.trained(summary=summary)
     trainer.processing_class.save_pretrained(str(staging))
+    # DPO/KTO keep a frozen copy of the SFT adapter named "ref"; PEFT saves every adapter.
+    # The reference is already on disk as the SFT checkpoint: keep only the trained one.
+    shutil.rmtree(staging / "ref", ignore_errors=True)
     replace_directory(staging, paths.final)
 
     history = trainer.state.log_history
