@@ -7,6 +7,9 @@ from typing import Any
 
 from medllm_core.data import load_dataset_file
 
+# Tried when no --tokenizer is given: the tokenizer of the default model, if it is in the local HF cache.
+DEFAULT_TOKENIZER = "Qwen/Qwen2.5-7B-Instruct"
+
 STAGE_LOADER = {"sft": "sft", "preference": "preference", "dpo": "preference", "simpo": "preference", "kto": "kto"}
 
 
@@ -20,6 +23,12 @@ def _row_text(row: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _lengths(rows: list[dict[str, Any]], tokenizer_name: str | None) -> tuple[str, list[int], str]:
+    if tokenizer_name is None:
+        unit, lengths, note = _lengths(rows, DEFAULT_TOKENIZER)
+        if unit == "tokens":
+            return unit, lengths, f"{note} (default; choose another with --tokenizer)"
+        return "characters", lengths, "no --tokenizer given and the default model's tokenizer is not cached; " \
+                                      "showing characters"
     if tokenizer_name:
         try:
             from transformers import AutoTokenizer
@@ -27,8 +36,8 @@ def _lengths(rows: list[dict[str, Any]], tokenizer_name: str | None) -> tuple[st
             tokenizer = AutoTokenizer.from_pretrained(tokenizer_name, local_files_only=True)
             lengths = []
             for row in rows:
-                ids = tokenizer.apply_chat_template(_row_text(row), tokenize=True)
-                lengths.append(len(ids["input_ids"] if isinstance(ids, dict) else ids))
+                encoded = tokenizer.apply_chat_template(_row_text(row), tokenize=True, return_dict=True)
+                lengths.append(len(encoded["input_ids"]))
             return "tokens", lengths, f"tokenizer {tokenizer_name}"
         except Exception as exc:
             note = f"tokenizer '{tokenizer_name}' unavailable ({type(exc).__name__}); showing characters"
@@ -80,6 +89,8 @@ def render_data_report(report: dict[str, Any], max_problems: int = 50) -> str:
         f"format:  {report['format']}",
         f"rows:    {report['rows']} valid",
     ]
+    if report["derived_from_preference"]:
+        lines.append("note:    KTO rows derived from preference pairs (chosen → desirable, rejected → undesirable)")
     if report["lengths"]:
         s = report["lengths"]
         lines.append(f"length ({report['length_unit']}): min {s['min']}, median {s['median']}, "

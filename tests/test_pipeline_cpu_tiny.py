@@ -244,3 +244,14 @@ def test_preference_checkpoint_merges_and_generates(default_run, method):
     prompt_length, total = merge_and_generate(out / f"checkpoints/{method}-real-baseline/final",
                                               "How should I take ibuprofen?")
     assert total > prompt_length
+
+
+def test_data_check_reports_token_lengths_with_the_run_tokenizer(default_run):
+    out, _ = default_run
+    tokenizer = next((out / ".medllm_cache/models").iterdir())
+    result = run_cli(["data", "check", "data/samples/sft_medical_zh_en.jsonl", "--stage", "sft",
+                      "--tokenizer", str(tokenizer)])
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("length (tokens)"))
+    minimum = int(line.split("min ")[1].split(",")[0])
+    assert minimum > 20  # whole chat-formatted conversations, not a count of dict keys
