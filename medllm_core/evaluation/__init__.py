@@ -1,0 +1,1 @@
+"""Evaluation of the base model and every trained variant (multiple choice, statistics)."""
