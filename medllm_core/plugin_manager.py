@@ -27,8 +27,11 @@ BUILTIN_PLUGIN_MODULES = (
     "plugins.dpo",
     "plugins.simpo",
     "plugins.kto",
+    "plugins.evaluation",
+    "plugins.judges",
     "plugins.completion_check",
     "plugins.method_comparison",
+    "plugins.thesis_reports",
 )
 
 BLOCK_ENV = "MEDLLM_BLOCK_PLUGINS"

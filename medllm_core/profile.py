@@ -85,6 +85,10 @@ class JudgesSection:
     required: bool = False  # a judge that cannot run fails the run instead of being skipped
     base_url: str = ""
     model: str = "gpt-4o-mini"
+    timeout_s: float = 60.0  # per HTTP attempt
+    max_retries: int = 3  # extra attempts after 429 / 5xx / timeouts
+    max_concurrency: int = 4  # requests in flight at once
+    backoff_base_s: float = 1.0  # first retry waits about this long, doubling after
 
 
 @dataclass

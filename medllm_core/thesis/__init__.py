@@ -1,0 +1,1 @@
+"""Reports a thesis cites: evaluation, SOTA comparison, error analysis, draft material, readiness."""

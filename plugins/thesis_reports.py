@@ -1,0 +1,57 @@
+"""Built-in report stages: the evaluation reports and the thesis readiness verdict."""
+
+from __future__ import annotations
+
+from medllm_core.hookspecs import hookimpl
+from medllm_core.stages import StageKind, StageResult, StageSpec
+
+
+def run_thesis_reports(ctx) -> StageResult:
+    from medllm_core.atomic import write_json, write_text
+    from medllm_core.thesis.eval_report import render_eval_report, write_accuracy_plot
+    from medllm_core.thesis.inputs import ReportInputs
+    from medllm_core.thesis.other_reports import render_draft_material, render_error_analysis, render_sota
+    from medllm_core.thesis.record import build_experiment_record
+
+    inputs = ReportInputs.gather(ctx.run_context)
+    reports = ctx.run.reports_dir
+    record = build_experiment_record(ctx.run_context, inputs)
+    setup = {"Model": ctx.profile.model.name_or_path, "Device": ctx.hardware.describe(),
+             "Precision": ctx.precision.dtype, "Run": ctx.run.run_id}
+    written = {
+        "eval_default": write_text(reports / "eval_default.md", render_eval_report(inputs, setup)),
+        "sota_compare": write_text(reports / "sota_compare.md", render_sota(inputs, ctx.profile.model.name_or_path)),
+        "error_analysis": write_text(reports / "error_analysis.md", render_error_analysis(inputs)),
+        "experiment_record": write_json(reports / "thesis_support" / "experiment_record.json", record),
+        "thesis_draft_material": write_text(reports / "thesis_support" / "thesis_draft_material.md",
+                                            render_draft_material(inputs, record)),
+    }
+    if inputs.eval_results and inputs.eval_results.get("variants"):
+        written["accuracy_plot"] = write_accuracy_plot(inputs.eval_results, reports / "eval" / "accuracy_ci.png")
+    return StageResult.done(artifacts={k: str(v) for k, v in written.items()}, summary={"reports": len(written)})
+
+
+def run_readiness(ctx) -> StageResult:
+    from medllm_core.atomic import write_json, write_text
+    from medllm_core.thesis.inputs import ReportInputs
+    from medllm_core.thesis.readiness import evaluate_readiness, render_readiness
+
+    report = evaluate_readiness(ctx.run_context, ReportInputs.gather(ctx.run_context))
+    for condition in report["conditions"]:
+        ctx.check(f"readiness.{condition['name']}", condition["met"], condition["reason"])
+    folder = ctx.run.reports_dir / "thesis_support"
+    json_path = write_json(folder / "thesis_readiness.json", report)
+    write_text(folder / "thesis_readiness.md", render_readiness(report))
+    return StageResult.done(metrics_path=str(json_path),
+                            summary={"ready_for_writing": report["ready_for_writing"]})
+
+
+@hookimpl
+def register_stages(register) -> None:
+    register(StageSpec(name="thesis_reports", run=run_thesis_reports, kind=StageKind.REPORT,
+                       after=("method_comparison",), required_by_default=False,
+                       description="eval_default.md, sota_compare.md, error_analysis.md, draft material, "
+                                   "experiment record"))
+    register(StageSpec(name="readiness", run=run_readiness, kind=StageKind.REPORT,
+                       after=("thesis_reports", "completion_check"), required_by_default=False,
+                       description="thesis_readiness.json|.md with ready_for_writing and every unmet reason"))
