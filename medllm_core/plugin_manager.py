@@ -131,4 +131,9 @@ def load_plugins(environ: Mapping[str, str] | None = None) -> StageRegistry:
             registry.stages[spec.name] = spec
             registry.origin[spec.name] = record.name
             record.stages.append(spec.name)
+    for record in registry.plugins:
+        if record.status == "loaded" and not record.stages:
+            # pluggy silently ignores functions that match no hook: a misspelt hook name lands here.
+            registry.warnings.append(f"plugin '{record.name}' loaded but registered no stages "
+                                     "(is its hook function named register_stages and marked @hookimpl?)")
     return registry

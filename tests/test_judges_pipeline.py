@@ -103,14 +103,19 @@ def test_misbehaving_judge_is_survived_and_counted(tmp_path, monkeypatch):
     with JudgeServer(default="judge") as server:
         server.script("status:429", "status:500", "status:500", "status:500", "garbage", "garbage", "garbage",
                       "delay:2", "delay:2", "delay:2", "status:503")
-        outcome = _run(tmp_path, monkeypatch, server)
+        # fallback off: the scripted failures then land on the LLM judge stage
+        # One request at a time, so the script is deterministic: the first item sees 429, 500, 500 and runs
+        # out of retries (http_error); later items recover from 500s, garbage and timeouts.
+        outcome = _run(tmp_path, monkeypatch, server, **{"judges.v2_llm_fallback": False,
+                                                         "judges.max_concurrency": 1})
         total_requests = server.count
     assert outcome.exit_code == 0, outcome.message
     judge = json.loads((tmp_path / "reports/eval/judge_results.json").read_text())
     stats = judge["stats"]
     assert stats["retries"] > 0
     failures = stats["failures"]
-    assert sum(failures.values()) >= 1  # at least one item exhausted its retries and is counted, not hidden
+    assert failures["http_error"] >= 1  # the first item exhausted its retries and is counted, not hidden
+    assert sum(failures.values()) >= 2  # garbage / timeouts beyond the budget are counted too
     risk = json.loads((tmp_path / "reports/eval/risk_results.json").read_text())
     logical = stats["requests"] + risk["llm"]["stats"]["requests"]
     # bounded: no item used more than 1 + max_retries + max_parse_retries HTTP attempts

@@ -1,0 +1,1 @@
+"""Example medllm plugin: ORPO from the SFT model (see plugin.py for the registration)."""

@@ -1,0 +1,53 @@
+"""Registers the ``orpo`` training stage.
+
+Kept import-light on purpose: ``medllm-tui plugins`` and profile validation load
+this module on machines without a GPU stack, so torch and TRL are imported only
+when the stage runs (in ``medllm_orpo.training``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from medllm_core.context import StageContext
+from medllm_core.hookspecs import hookimpl
+from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.training.settings import TrainingSettings, describe_training_plan
+
+
+@dataclass
+class ORPOSettings(TrainingSettings):
+    """``[stages.orpo]``: every training option of the built-in stages, plus ORPO's own."""
+
+    learning_rate: float = 5e-5
+    gradient_accumulation_steps: int = 4
+    beta: float = 0.1  # weight of the odds-ratio term (λ in the ORPO paper)
+
+
+def _run(ctx: StageContext) -> StageResult:
+    from medllm_orpo.training import run_orpo
+
+    return run_orpo(ctx)
+
+
+def _check_inputs(ctx: StageContext) -> None:
+    # Same preference file as DPO/SimPO: reject a malformed one before any stage trains.
+    if ctx.gate.training_allowed:
+        from medllm_core.training.preference_data import check_preference_inputs
+
+        check_preference_inputs(ctx)
+
+
+@hookimpl
+def register_stages(register: Callable[[StageSpec], None]) -> None:
+    register(StageSpec(
+        name="orpo",
+        run=_run,
+        kind=StageKind.TRAINING,
+        after=("sft",),  # not `requires`: when SFT is missing the stage still writes why it skipped
+        settings=ORPOSettings,
+        description="ORPO from the SFT model (TRL ORPOTrainer; reference-free, plugin example)",
+        describe_plan=describe_training_plan,
+        check_inputs=_check_inputs,
+    ))

@@ -1,0 +1,1 @@
+"""Example medllm plugin: held-out perplexity (see plugin.py for the registration)."""
