@@ -17,7 +17,13 @@ fi
 PYTHONPATH=. "$python" -m medllm_tui "${common[@]}" --output-root "$out/run" > "$out/console.txt" 2>&1
 status=$?
 echo "exit code: $status" | tee -a "$out/console.txt"
-cp -r "$out/run/reports/migration" "$out/run/reports/training" "$out/" 2>/dev/null
-cp "$out"/run/reports/runs/*/workers/*.log "$out/" 2>/dev/null
-find "$out/run/checkpoints" -path '*final*' -type f | sort > "$out/final_checkpoints.txt"
+# Keep only the evidence a reviewer reads (the full run folder stays under $out/run).
+mkdir -p "$out/evidence"
+for f in migration/gpu_completion_check.md migration/day1_run_summary.md training/method_comparison.md \
+         eval_default.md thesis_support/thesis_readiness.md; do
+  [ -f "$out/run/reports/$f" ] && cp "$out/run/reports/$f" "$out/evidence/$(echo "$f" | tr / _)"
+done
+cat "$out"/run/reports/training/*_metrics.json > "$out/evidence/training_metrics.json" 2>/dev/null
+grep -h "\[medllm\] rank" "$out"/run/reports/runs/*/workers/*.log > "$out/evidence/ranks.txt" 2>/dev/null
+find "$out/run/checkpoints" -path '*final*' -name 'adapter_model.safetensors' | sort > "$out/evidence/final_checkpoints.txt"
 exit $status
