@@ -15,7 +15,7 @@ from typing import Any
 from medllm_core import __version__
 from medllm_core.errors import ConfigError, ExitCode, MedllmError
 
-SUBCOMMANDS = ("plugins", "data")
+SUBCOMMANDS = ("plugins", "plugin", "data", "attach")
 
 
 def _parse_sets(values: Sequence[str]) -> dict[str, Any]:
@@ -34,7 +34,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medllm-tui",
         description="Medical LLM fine-tuning pipeline: SFT → DPO/SimPO/KTO → evaluation → reports.",
-        epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui data check PATH --stage sft'. "
+        epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui data check PATH --stage sft', "
+               "'medllm-tui attach [RUN_DIR]', 'medllm-tui plugin new NAME'. "
                "Continue an interrupted run: medllm-tui --run PROFILE --resume [RUN_DIR]. "
                "Exit codes: 0 ok, 2 config/data error, 3 preflight gate, 4 stage failed, 5 strict check failed.",
     )
@@ -179,19 +180,50 @@ def command_data(argv: Sequence[str]) -> int:
     return int(ExitCode.CONFIG_ERROR) if report["errors"] else 0
 
 
-def launch_app() -> int:
-    from rich.console import Console
+def _textual_missing() -> ConfigError | None:
+    import importlib.util
 
-    from medllm_core.profile import shipped_profiles_dir
+    if importlib.util.find_spec("textual") and importlib.util.find_spec("textual_plotext"):
+        return None
+    return ConfigError("the interactive TUI needs Textual", hint="pip install 'medllm[tui]' "
+                       "(the headless 'medllm-tui --run PROFILE' works without it)")
 
-    # The interactive wizard is a separate piece of work (issue 5); until it
-    # lands, point users at the headless path instead of half a UI.
-    console = Console(highlight=False)
-    run_parser().print_help()
-    names = sorted(p.stem for p in shipped_profiles_dir().glob("*.toml"))
-    console.print(f"\nShipped profiles: {', '.join(names)}")
-    console.print("Start with: medllm-tui --run profiles/cpu_tiny.toml")
-    return 0
+
+def launch_app(attach: str | None = None, output_root: str | None = None) -> int:
+    from pathlib import Path
+
+    missing = _textual_missing()
+    if missing is not None:
+        raise missing
+    from medllm_tui.app import run_app  # Textual is imported here and only here
+
+    return run_app(attach=Path(attach).expanduser().resolve() if attach else None,
+                   output_root=Path(output_root).expanduser().resolve() if output_root else None)
+
+
+def command_attach(argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="medllm-tui attach",
+                                     description="Open the dashboard of a running or finished run.")
+    parser.add_argument("run_dir", nargs="?", default="", metavar="RUN_DIR",
+                        help="a folder under <output_root>/reports/runs/ (default: the most recent run)")
+    parser.add_argument("--output-root", metavar="DIR", default=".", help="where to look for recent runs")
+    args = parser.parse_args(argv)
+    if args.run_dir:
+        run_dir = Path(args.run_dir).expanduser().resolve()
+        if not (run_dir / "events.jsonl").is_file():
+            raise ConfigError(f"not a medllm run folder (no events.jsonl): {run_dir}",
+                              hint="pass a folder under <output_root>/reports/runs/")
+    else:
+        from medllm_tui.runs import latest_run
+
+        found = latest_run(Path(args.output_root).expanduser().resolve())
+        if found is None:
+            raise ConfigError(f"no runs under {Path(args.output_root).resolve() / 'reports' / 'runs'}",
+                              hint="medllm-tui attach RUN_DIR, or --output-root DIR")
+        run_dir = found
+    return launch_app(attach=str(run_dir), output_root=args.output_root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,12 +233,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_plugins(argv[1:])
         if argv and argv[0] == "data":
             return command_data(argv[1:])
+        if argv and argv[0] == "plugin":
+            from medllm_tui.plugin_scaffold import command_plugin
+
+            return command_plugin(argv[1:])
+        if argv and argv[0] == "attach":
+            return command_attach(argv[1:])
         args = run_parser().parse_args(argv)
         if args.resume is not None and not args.run:
             raise ConfigError("--resume needs the profile too", hint="medllm-tui --run PROFILE --resume [RUN_DIR]")
         if args.run:
             return command_run(args)
-        return launch_app()
+        return launch_app(output_root=args.output_root)
     except MedllmError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return int(exc.exit_code)

@@ -1,0 +1,193 @@
+"""What the dashboard knows about a run, rebuilt from its events.jsonl.
+
+A pure reducer (no Textual, no clock): the dashboard feeds it every event it
+polls, live or replayed, and renders the result. Keeping it pure is what lets a
+finished run, a running one and a test fixture all produce the same screen.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+LOG_TAIL = 500  # lines kept for the scrollable log; older ones are in events.jsonl
+
+
+@dataclass
+class StageView:
+    name: str
+    enabled: bool = True
+    required: bool = False
+    state: str = "pending"  # pending | running | trained | done | skipped | failed | off
+    started_ts: float | None = None
+    duration_s: float | None = None
+    step: int = 0
+    total: int | None = None
+    reason: str = ""
+
+    def elapsed(self, now: float) -> float | None:
+        if self.duration_s is not None:
+            return self.duration_s
+        if self.started_ts is not None and self.state == "running":
+            return max(0.0, now - self.started_ts)
+        return None
+
+
+@dataclass
+class CheckView:
+    name: str
+    passed: bool
+    detail: str
+    stage: str
+
+
+@dataclass
+class DecisionView:
+    stage: str
+    kind: str
+    summary: str
+
+
+@dataclass
+class RunView:
+    run_id: str = ""
+    profile: str = ""
+    run_dir: str = ""
+    output_dir: str = ""
+    pid: int | None = None
+    host: str = ""
+    hardware: str = ""
+    precision: str = ""
+    gate: str = ""
+    started_ts: float | None = None
+    finished: dict[str, Any] | None = None
+    stages: dict[str, StageView] = field(default_factory=dict)
+    losses: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    memory: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # device -> used, total
+    checks: list[CheckView] = field(default_factory=list)
+    decisions: list[DecisionView] = field(default_factory=list)
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
+    artifacts: dict[str, str] = field(default_factory=dict)  # label -> path, for the final summary
+    events_seen: int = 0
+    log_total: int = 0  # lines ever added; readers of the bounded tail use it to find what is new
+
+    def _say(self, line: str) -> None:
+        self.log.append(line)
+        self.log_total += 1
+
+    def log_since(self, seen: int) -> list[str]:
+        """Log lines added after the first ``seen`` (as many as the tail still holds)."""
+        count = min(self.log_total - seen, len(self.log))
+        return list(self.log)[len(self.log) - count:] if count > 0 else []
+
+    # -- reducer -------------------------------------------------------------
+    def apply_all(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        self.events_seen += 1
+        kind = event.get("type")
+        stage = str(event.get("stage") or "")
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event, stage)
+
+    def _on_run_started(self, event: dict[str, Any], _stage: str) -> None:
+        # A resumed run appends a second run_started: the newest attempt is the live one.
+        self.run_id = str(event.get("run_id", ""))
+        self.profile = str(event.get("profile", ""))
+        self.run_dir = str(event.get("run_dir", ""))
+        self.output_dir = str(event.get("output_dir", ""))
+        self.pid = event.get("pid")
+        self.host = str(event.get("host", ""))
+        self.hardware = str((event.get("hardware") or {}).get("description", ""))
+        self.started_ts = event.get("ts")
+        self.finished = None
+        attempt = event.get("attempt", 1)
+        self._say(f"run {self.run_id} started (attempt {attempt})")
+
+    def _on_plan(self, event: dict[str, Any], _stage: str) -> None:
+        self.precision = f"{event['precision']['dtype']} — {event['precision']['reason']}"
+        self.gate = f"{event['gate']['verdict']} — {event['gate']['reason']}"
+        for item in event.get("stages", []):
+            view = self.stages.setdefault(item["name"], StageView(item["name"]))
+            view.enabled = bool(item.get("enabled", True))
+            view.required = bool(item.get("required", False))
+            if not view.enabled:
+                view.state = "off"
+
+    def _stage(self, name: str) -> StageView:
+        return self.stages.setdefault(name, StageView(name))
+
+    def _on_stage_started(self, event: dict[str, Any], stage: str) -> None:
+        view = self._stage(stage)
+        view.state, view.started_ts, view.duration_s = "running", event.get("ts"), None
+        self._say(f"▶ {stage}")
+
+    def _on_stage_finished(self, event: dict[str, Any], stage: str) -> None:
+        view = self._stage(stage)
+        view.state = str(event.get("status", "done"))
+        view.duration_s = event.get("duration_s")
+        view.reason = str(event.get("reason") or "")
+        self._say(f"{stage} {view.state}" + (f": {view.reason}" if view.reason else ""))
+        if event.get("metrics_path"):
+            self.artifacts[f"{stage} metrics"] = str(event["metrics_path"])
+            self._say(f"  metrics: {event['metrics_path']}")
+        if event.get("checkpoint_path"):
+            self._say(f"  checkpoint: {event['checkpoint_path']}")
+
+    def _on_progress(self, event: dict[str, Any], stage: str) -> None:
+        view = self._stage(stage)
+        view.step, view.total = int(event.get("step") or 0), event.get("total")
+
+    def _on_loss(self, event: dict[str, Any], stage: str) -> None:
+        value = event.get("loss")
+        if isinstance(value, (int, float)):
+            self.losses.setdefault(stage, []).append((int(event.get("step") or 0), float(value)))
+
+    def _on_memory(self, event: dict[str, Any], _stage: str) -> None:
+        self.memory[str(event.get("device", "?"))] = (event.get("used_gb"), event.get("total_gb"))
+
+    def _on_decision(self, event: dict[str, Any], stage: str) -> None:
+        item = DecisionView(stage, str(event.get("kind", "")), str(event.get("summary", "")))
+        self.decisions.append(item)
+        self._say(f"decision {item.kind}: {item.summary}")
+
+    def _on_check(self, event: dict[str, Any], stage: str) -> None:
+        self.checks.append(CheckView(str(event.get("name", "")), bool(event.get("passed")),
+                                     str(event.get("detail", "")), stage))
+
+    def _on_log(self, event: dict[str, Any], stage: str) -> None:
+        prefix = f"[{stage}] " if stage else ""
+        self._say(f"{event.get('level', 'info')}: {prefix}{event.get('message', '')}")
+
+    def _on_plugin(self, event: dict[str, Any], _stage: str) -> None:
+        if event.get("status") == "failed":
+            self._say(f"warning: plugin {event.get('name')} failed to load: {event.get('reason')}")
+
+    def _on_run_finished(self, event: dict[str, Any], _stage: str) -> None:
+        self.finished = event
+        if event.get("summary"):
+            self.artifacts["day-1 summary"] = str(event["summary"])
+        self._say(f"run finished: exit {event.get('exit_code')} ({event.get('status')})")
+        for label, path in self.report_paths().items():
+            self._say(f"  {label}: {path}")
+
+    # -- derived facts -------------------------------------------------------
+    @property
+    def strict_pass(self) -> bool | None:
+        found = [c for c in self.checks if c.name == "strict_pass"]
+        return found[-1].passed if found else None
+
+    def report_paths(self) -> dict[str, str]:
+        """Where to look once the run is over (the README's output contract)."""
+        paths = dict(self.artifacts)
+        if self.output_dir:
+            migration = f"{self.output_dir}/reports/migration"
+            paths.setdefault("day-1 summary", f"{migration}/day1_run_summary.md")
+            paths["strict check"] = f"{migration}/gpu_completion_check.md"
+        if self.run_dir:
+            paths["events"] = f"{self.run_dir}/events.jsonl"
+        return paths
