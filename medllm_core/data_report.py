@@ -58,8 +58,32 @@ def _summary(values: list[int]) -> dict[str, Any]:
     }
 
 
+def check_mcq_file(path: str) -> dict[str, Any]:
+    """``--stage eval``: multiple-choice items (CMExam / MedQA / CMB shapes)."""
+    from collections import Counter
+
+    from medllm_core.evaluation.mcq import load_mcq_file
+
+    items, problems = load_mcq_file(path)
+    sources = Counter(i.source for i in items)
+    return {
+        "path": path,
+        "stage": "eval",
+        "format": "multiple choice (" + ", ".join(f"{s}: {n}" for s, n in sources.most_common()) + ")",
+        "rows": len(items),
+        "length_unit": "characters",
+        "length_note": "question + options",
+        "lengths": _summary([len(i.question) + sum(len(o) for o in i.options.values()) for i in items]),
+        "derived_from_preference": False,
+        "errors": [p for p in problems if p.severity == "error"],
+        "warnings": [p for p in problems if p.severity == "warning"],
+    }
+
+
 def check_data_file(path: str, stage: str, fmt: str = "auto", *, dataset_info: str | None = None,
                     dataset_name: str | None = None, tokenizer: str | None = None) -> dict[str, Any]:
+    if stage == "eval":
+        return check_mcq_file(path)
     loaded = load_dataset_file(path, STAGE_LOADER[stage], fmt, dataset_info=dataset_info, dataset_name=dataset_name)
     unit, lengths, note = _lengths(loaded.rows, tokenizer)
     return {

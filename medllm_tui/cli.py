@@ -164,8 +164,8 @@ def command_data(argv: Sequence[str]) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     check = sub.add_parser("check", help="validate a data file and summarise it")
     check.add_argument("path", nargs="?", default="", help="JSON/JSONL file (omit with --dataset-info)")
-    check.add_argument("--stage", default="sft", choices=("sft", "preference", "dpo", "simpo", "kto"),
-                       help="which stage the data is for")
+    check.add_argument("--stage", default="sft", choices=("sft", "preference", "dpo", "simpo", "kto", "eval"),
+                       help="which stage the data is for (eval: multiple-choice items)")
     check.add_argument("--format", default="auto", help="force a format instead of detecting it")
     check.add_argument("--dataset-info", help="LLaMA-Factory dataset_info.json")
     check.add_argument("--dataset-name", help="entry in dataset_info.json")

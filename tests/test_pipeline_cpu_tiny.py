@@ -296,3 +296,37 @@ def test_experiment_record_and_readiness(default_run):
     # everything passes except that the tiny model is a smoke test, and the readiness says exactly that
     assert readiness["ready_for_writing"] is False
     assert [u.split(":")[0] for u in readiness["unmet"]] == ["real_model"]
+
+
+def test_readiness_is_false_when_a_required_report_is_missing(default_run, tmp_path):
+    import shutil
+    from types import SimpleNamespace
+
+    from medllm_core.profile import load_profile
+    from medllm_core.thesis.inputs import ReportInputs
+    from medllm_core.thesis.readiness import evaluate_readiness
+    from tests.conftest import REPO
+
+    out, _ = default_run
+    copy = tmp_path / "reports"
+    shutil.copytree(out / "reports", copy)
+    (copy / "sota_compare.md").unlink()
+    run_dir = next((copy / "runs").iterdir())
+    context = SimpleNamespace(
+        run=SimpleNamespace(reports_dir=copy, events_path=run_dir / "events.jsonl", run_id=run_dir.name),
+        results={},
+        profile=load_profile(REPO / "profiles/cpu_tiny.toml", environ={}, cli_overrides={"model.tier": "7b"}),
+    )
+    report = evaluate_readiness(context, ReportInputs.gather(context))
+    assert report["ready_for_writing"] is False
+    assert report["unmet"] == ["reports_present: missing: sota_compare.md"]
+
+
+def test_data_check_validates_multiple_choice_files(tmp_path):
+    good = run_cli(["data", "check", "data/samples/eval_mcq_zh_en.jsonl", "--stage", "eval"])
+    assert good.returncode == 0 and "rows:    40 valid" in good.stdout and "CMExam-style: 15" in good.stdout
+    bad = tmp_path / "mcq.jsonl"
+    bad.write_text('{"question": "q", "options": {"A": "x", "B": "y"}, "answer": "A"}\n'
+                   '{"question": "q2", "options": "nothing", "answer": "A"}\n', encoding="utf-8")
+    result = run_cli(["data", "check", str(bad), "--stage", "eval"])
+    assert result.returncode == 2 and f"{bad}:2 [options]" in result.stdout
