@@ -49,7 +49,7 @@ WizardStep .warn { padding: 0 1; height: auto; color: $warning; }
 WizardStep OptionList { height: 1fr; border: round $primary; }
 WizardStep #toggles { height: 1fr; }
 WizardStep Checkbox { border: none; height: 1; padding: 0 1; }
-WizardStep Checkbox:focus { background: $boost; text-style: bold; }
+WizardStep Checkbox:focus { border: none; background: $boost; text-style: bold; }
 WizardStep #nav { height: auto; dock: bottom; padding: 0 1; }
 WizardStep #nav Button { margin-right: 2; min-width: 12; }
 """
