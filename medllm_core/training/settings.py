@@ -92,7 +92,8 @@ def describe_training_plan(ctx: Any) -> str:
     """One dry-run line for a training stage (kept import-light: no torch here)."""
     s: TrainingSettings = ctx.settings
     steps = f"{s.max_steps} steps" if s.max_steps > 0 else f"{s.num_epochs:g} epoch(s)"
-    verdict = "train" if ctx.gate.training_allowed else f"skip ({ctx.gate.reason})"
+    verdict = {"pass": "train", "skip": f"skip ({ctx.gate.reason})",
+               "block": f"BLOCKED, the run would stop ({ctx.gate.reason})"}[ctx.gate.verdict]
     return (f"{verdict}: {steps}, micro-batch {s.micro_batch_size} × accumulation {s.gradient_accumulation_steps}, "
             f"max length {s.max_length}, lr {s.learning_rate:g}, LoRA r{ctx.profile.model.lora.r}, "
             f"{ctx.precision.dtype}")
