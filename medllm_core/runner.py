@@ -20,7 +20,7 @@ from typing import Any
 
 from medllm_core import events as ev
 from medllm_core.atomic import write_json, write_text
-from medllm_core.context import PlannedStage, RunContext, RunInfo, StageContext
+from medllm_core.context import STOP_FILE, PlannedStage, RunContext, RunInfo, StageContext
 from medllm_core.errors import ConfigError, ExitCode, MedllmError, PreflightBlocked
 from medllm_core.events import EventLog
 from medllm_core.gates import evaluate_gate
@@ -240,6 +240,11 @@ def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutco
         ledger.finished(name, result)
         events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=round(time.monotonic() - started, 3))
         _save_state(context, ledger)
+        if stop_reason is None and (context.run.run_dir / STOP_FILE).exists():
+            # The TUI's stop action (or `touch RUN_DIR/STOP`): training stopped at a step boundary with a
+            # checkpoint; nothing else starts. `--resume` continues from there.
+            exit_code, message = ExitCode.INTERRUPTED, "stopped on request; continue with --resume"
+            stop_reason = "run stopped on request (STOP file)"
     if exit_code == ExitCode.OK:
         failed = [n for n, r in context.results.items() if r.status == StageStatus.FAILED]
         strict = context.results.get(STRICT_CHECK_STAGE)
@@ -349,6 +354,7 @@ def execute(profile: Profile, registry: StageRegistry, *, run: RunInfo | None = 
     try:
         if resume is not None:
             sweep_leftovers(context)
+            (run.run_dir / STOP_FILE).unlink(missing_ok=True)  # the stop request was for the previous attempt
         ledger = RunLedger.for_context(context, resume)
         _save_state(context, ledger)
         check_inputs(context)

@@ -176,3 +176,35 @@ def test_loss_guard_policy_fp16_goes_to_fp32_first():
     assert next_after_loss_guard(_attempt(), "fp32", tries_left=0) is None
     new, _ = next_after_loss_guard(_attempt(dtype="bf16"), "lower_lr", tries_left=1)
     assert new.learning_rate == pytest.approx(1e-5)
+
+
+def test_stop_request_stops_at_a_step_with_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    from medllm_core.context import STOP_FILE
+    from medllm_core.resume import prepare_resume
+
+    profile, registry = _profile(tmp_path, **{"stages.sft.save_steps": 100})
+    run = new_run_info(profile)
+
+    def request_stop_at_step_5(call, output):
+        if call == 5:
+            (run.run_dir / STOP_FILE).touch()  # what the TUI's stop action does
+        return None
+
+    _inject(monkeypatch, request_stop_at_step_5)
+    stopped = execute(profile, registry, run=run)
+    assert stopped.exit_code == 130, stopped.message
+    sft = stopped.results["sft"]
+    assert sft.status == "failed" and "stopped on request at step 5" in sft.reason
+    assert stopped.results["completion_check"].reason == "run stopped on request (STOP file)"
+    output_dir = tmp_path / "checkpoints/layer_b/tiny_qwen2_sft"
+    assert (output_dir / "checkpoint-5").is_dir()  # saved at the stop although save_steps is 100
+    assert not (output_dir / "final").exists()
+
+    monkeypatch.undo()
+    resumed = execute(profile, registry, resume=prepare_resume(profile, run.run_dir))
+    assert resumed.exit_code == 0, resumed.message
+    metrics = json.loads(Path(resumed.results["sft"].metrics_path).read_text())
+    assert metrics["steps"] == 12
+    assert any(d["kind"] == "resume" and "checkpoint-5" in d["summary"] for d in metrics["decisions"])
+    curve = json.loads(Path(metrics["loss_curve_file"]).read_text())["points"]
+    assert [p["step"] for p in curve] == list(range(1, 13))

@@ -197,6 +197,13 @@ def run_training_stage(ctx: StageContext, method: TrainingMethod) -> StageResult
             clear_checkpoints(method.paths.output_dir)  # checkpoints may already hold the diverged state
             resume_from = None
     wall = time.monotonic() - started
+    if callback.stopped_by_request:
+        # Not finished: no final checkpoint, so nothing mistakes it for a complete stage; the
+        # checkpoint the Trainer saved at the stop is where --resume continues.
+        step = trainer.state.global_step
+        ctx.decide("stopped_on_request", f"stopped at step {step} of {trainer.state.max_steps} on request",
+                   step=step, checkpoint=str(last_complete_checkpoint(method.paths.output_dir)))
+        return _fail(ctx, method, f"stopped on request at step {step}; continue with --resume", attempts, steps=step)
     return _finish(ctx, method, trainer, train_output, callback, attempt, attempts, rows, data_facts, wall)
 
 
