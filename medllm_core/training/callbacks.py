@@ -77,11 +77,27 @@ class EventCallback(TrainerCallback):
         if now - self._last_memory >= self.memory_every_s:
             self._last_memory = now
             self.ctx.memory(*memory_sample())
-        if self.ctx.stop_requested():
+        if self._stop_agreed():
             self.stopped_by_request = True
             control.should_save = True
             control.should_training_stop = True
         return control
+
+    def _stop_agreed(self) -> bool:
+        """Every rank must stop at the same step, or the others hang in the next collective."""
+        requested = self.ctx.stop_requested()
+        try:
+            import torch
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+                flag = torch.tensor([int(requested)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                return bool(flag.item())
+        except ImportError:
+            pass
+        return requested
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:

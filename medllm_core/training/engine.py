@@ -164,9 +164,11 @@ def run_training_stage(ctx: StageContext, method: TrainingMethod) -> StageResult
             memory = cuda_memory_facts()
             trainer = None
             release_memory()
+            # Under DDP one rank cannot retry alone (the others wait in a collective): fail fast and let
+            # the launcher stop every rank; the message says which setting to lower.
             following = (next_after_oom(attempt, min_micro_batch=method.min_micro_batch,
                                         allow_shorter_max_length=settings.allow_shorter_max_length)
-                         if oom_retries < settings.oom_max_retries else None)
+                         if oom_retries < settings.oom_max_retries and world_size() == 1 else None)
             if following is None:
                 reason = (f"out of memory at step {step} with micro-batch {attempt.micro_batch_size}, "
                           f"activation checkpointing {'on' if attempt.gradient_checkpointing else 'off'}, "
