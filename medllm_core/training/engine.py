@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +68,33 @@ class TrainingMethod:
     load_rows: Callable[[StageContext], tuple[list[dict], dict[str, Any]]]
     build_trainer: TrainerFactory
     min_micro_batch: int = 1  # KTO needs > 1 example per device
+    # The fast path for this method (training/speed.py); None: plain TRL with the profile's settings.
+    plan_speed: Callable[[StageContext, list[dict]], Any] | None = None
     extra_facts: dict[str, Any] = field(default_factory=dict)  # e.g. where the reference model came from
 
 
-def first_attempt(ctx: StageContext) -> Attempt:
+def first_attempt(ctx: StageContext, plan: Any = None) -> Attempt:
     s: TrainingSettings = ctx.settings
-    return Attempt(1, s.micro_batch_size, s.gradient_accumulation_steps, s.gradient_checkpointing,
-                   s.max_length, ctx.precision.dtype, s.learning_rate)
+    attempt = Attempt(1, s.micro_batch_size, s.gradient_accumulation_steps, s.gradient_checkpointing,
+                      s.max_length, ctx.precision.dtype, s.learning_rate)
+    return attempt_from_plan(attempt, plan)
+
+
+def first_attempt_from_plan(plan: Any, *, max_length: int, dtype: str, learning_rate: float) -> Attempt:
+    """The attempt a speed plan starts with (bench/ uses this outside a stage)."""
+    return attempt_from_plan(Attempt(1, plan.micro_batch_size, plan.gradient_accumulation_steps,
+                                     plan.gradient_checkpointing, max_length, dtype, learning_rate), plan)
+
+
+def attempt_from_plan(attempt: Attempt, plan: Any) -> Attempt:
+    if plan is None or not plan.enabled:
+        return attempt
+    return replace(attempt, micro_batch_size=plan.micro_batch_size,
+                   gradient_accumulation_steps=plan.gradient_accumulation_steps,
+                   gradient_checkpointing=plan.gradient_checkpointing, attention=plan.attention,
+                   packing=plan.packing, padding_free=plan.padding_free, liger=plan.liger,
+                   lora_upcast_off=plan.lora_upcast_off, uncheckpointed_layers=plan.uncheckpointed_layers,
+                   precompute_ref=plan.precompute_ref)
 
 
 def stage_seed(ctx: StageContext) -> int:
@@ -144,7 +164,11 @@ def run_training_stage(ctx: StageContext, method: TrainingMethod) -> StageResult
         return skip(ctx, method, ctx.gate.reason)
     rows, data_facts = method.load_rows(ctx)
     resume_from = _starting_checkpoint(ctx, method.paths.output_dir)
-    attempt = first_attempt(ctx)
+    plan = method.plan_speed(ctx, rows) if method.plan_speed is not None else None
+    if plan is not None:
+        for key, message, facts in plan.decisions:
+            ctx.decide(f"speed_{key}", message, **facts)
+    attempt = first_attempt(ctx, plan)
     attempts: list[dict[str, Any]] = []
     oom_retries = guard_retries = 0
     started = time.monotonic()

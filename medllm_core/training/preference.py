@@ -13,6 +13,8 @@ from medllm_core.context import StageContext
 from medllm_core.errors import MedllmError
 from medllm_core.stages import StageResult
 from medllm_core.training.engine import TrainingMethod, TrainingPaths, run_training_stage, skip, stage_seed
+from medllm_core.training.fast_path import prepare_model, prepare_trainer, stage_speed_plan
+from medllm_core.training.model_loading import resolve_model_path
 from medllm_core.training.preference_data import kto_train_rows, preference_train_rows
 from medllm_core.training.recovery import Attempt
 from medllm_core.training.trl_common import config_kwargs, load_sft_policy
@@ -38,15 +40,23 @@ def _dataset(rows: list[dict]) -> Any:
     return Dataset.from_list(rows)
 
 
+def reference_kwargs(attempt: Attempt) -> dict[str, Any]:
+    """Reference log-probs computed once before training, in no-grad batches larger than the training ones."""
+    if not attempt.precompute_ref:
+        return {}
+    return {"precompute_ref_log_probs": True, "precompute_ref_batch_size": attempt.micro_batch_size * 2}
+
+
 def build_dpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
     from trl import DPOConfig, DPOTrainer
 
     s = ctx.settings
     model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
+    prepare_model(model, attempt)
     args = DPOConfig(**config_kwargs(ctx, attempt, preference_paths(ctx, "dpo").output_dir, stage_seed(ctx)),
-                     beta=s.beta, loss_type=s.loss_type)
-    return DPOTrainer(model=model, args=args, train_dataset=_dataset(rows), processing_class=tokenizer,
-                      callbacks=callbacks)
+                     beta=s.beta, loss_type=s.loss_type, **reference_kwargs(attempt))
+    return prepare_trainer(DPOTrainer(model=model, args=args, train_dataset=_dataset(rows),
+                                      processing_class=tokenizer, callbacks=callbacks), attempt)
 
 
 def build_simpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
@@ -54,11 +64,12 @@ def build_simpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks
 
     s = ctx.settings
     model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
+    prepare_model(model, attempt)
     args = CPOConfig(**config_kwargs(ctx, attempt, preference_paths(ctx, "simpo").output_dir, stage_seed(ctx)),
                      loss_type="simpo", cpo_alpha=0.0, beta=s.beta, simpo_gamma=s.simpo_gamma,
                      remove_unused_columns=False)
-    return CPOTrainer(model=model, args=args, train_dataset=_dataset(rows), processing_class=tokenizer,
-                      callbacks=callbacks)
+    return prepare_trainer(CPOTrainer(model=model, args=args, train_dataset=_dataset(rows),
+                                      processing_class=tokenizer, callbacks=callbacks), attempt)
 
 
 def build_kto(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
@@ -66,10 +77,12 @@ def build_kto(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: 
 
     s = ctx.settings
     model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
+    prepare_model(model, attempt)
     args = KTOConfig(**config_kwargs(ctx, attempt, preference_paths(ctx, "kto").output_dir, stage_seed(ctx)),
-                     beta=s.beta, desirable_weight=s.desirable_weight, undesirable_weight=s.undesirable_weight)
-    return KTOTrainer(model=model, args=args, train_dataset=_dataset(rows), processing_class=tokenizer,
-                      callbacks=callbacks)
+                     beta=s.beta, desirable_weight=s.desirable_weight, undesirable_weight=s.undesirable_weight,
+                     **reference_kwargs(attempt))
+    return prepare_trainer(KTOTrainer(model=model, args=args, train_dataset=_dataset(rows),
+                                      processing_class=tokenizer, callbacks=callbacks), attempt)
 
 
 METHODS = {
@@ -87,6 +100,7 @@ def run_preference(ctx: StageContext, method: str) -> StageResult:
         paths=preference_paths(ctx, method),
         load_rows=load_rows,
         build_trainer=build,
+        plan_speed=lambda c, rows: stage_speed_plan(c, method, rows, resolve_model_path(c)),
         min_micro_batch=min_batch,
         extra_facts={"reference_model": reference, "starts_from": "sft",
                      "sft_checkpoint": ctx.results[SFT_STAGE].checkpoint_path

@@ -30,6 +30,14 @@ class Attempt:
     max_length: int
     dtype: str  # bf16 | fp16 | fp32
     learning_rate: float
+    # The fast path (training/speed.py); all off = plain TRL.
+    attention: str | None = None
+    packing: bool = False
+    padding_free: bool = False
+    liger: bool = False
+    lora_upcast_off: bool = False
+    uncheckpointed_layers: int = 0
+    precompute_ref: bool = False
 
     @property
     def effective_batch_size(self) -> int:
@@ -44,6 +52,9 @@ class Attempt:
             "max_length": self.max_length,
             "dtype": self.dtype,
             "learning_rate": self.learning_rate,
+            **({"attention": self.attention, "packing": self.packing, "padding_free": self.padding_free,
+                "liger": self.liger, "uncheckpointed_layers": self.uncheckpointed_layers,
+                "precompute_ref": self.precompute_ref} if self.attention else {}),
         }
 
 
@@ -54,9 +65,9 @@ def next_after_oom(attempt: Attempt, *, min_micro_batch: int, allow_shorter_max_
         new = replace(attempt, number=attempt.number + 1, micro_batch_size=attempt.micro_batch_size // 2,
                       gradient_accumulation_steps=attempt.gradient_accumulation_steps * 2)
         return new, "halved micro-batch, doubled gradient accumulation (effective batch unchanged)"
-    if not attempt.gradient_checkpointing:
-        new = replace(attempt, number=attempt.number + 1, gradient_checkpointing=True)
-        return new, f"micro-batch already {attempt.micro_batch_size}: turned on activation checkpointing"
+    if not attempt.gradient_checkpointing or attempt.uncheckpointed_layers:
+        new = replace(attempt, number=attempt.number + 1, gradient_checkpointing=True, uncheckpointed_layers=0)
+        return new, f"micro-batch already {attempt.micro_batch_size}: activation checkpointing on every layer"
     if allow_shorter_max_length and attempt.max_length // 2 >= min_max_length:
         new = replace(attempt, number=attempt.number + 1, max_length=attempt.max_length // 2)
         return new, f"halved max length to {new.max_length} (allowed by the profile)"

@@ -30,6 +30,9 @@ class TrainingSettings:
     loss_guard: bool = True  # stop on NaN/inf loss or grad norm, or loss stuck at exactly 0
     loss_guard_fallback: str = "fp32"  # fp32 | lower_lr | auto | none
     loss_guard_max_retries: int = 1
+    # auto: the fast path on CUDA (packing, varlen attention, Liger, planned checkpointing); off: plain TRL
+    optimize: str = "auto"
+    memory_budget_gib: float = 0.0  # > 0: plan for this much GPU memory instead of the whole card (shared cards)
 
     def validate(self, prefix: str) -> None:
         for name in ("micro_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps"):
@@ -47,6 +50,10 @@ class TrainingSettings:
             raise SchemaError(f"{prefix}.warmup_ratio", "must be in [0, 1)")
         if self.num_epochs <= 0:
             raise SchemaError(f"{prefix}.num_epochs", "must be > 0")
+        if self.optimize not in ("auto", "off"):
+            raise SchemaError(f"{prefix}.optimize", "must be auto or off")
+        if self.memory_budget_gib < 0:
+            raise SchemaError(f"{prefix}.memory_budget_gib", "must be >= 0 (0 = the whole card)")
 
     @property
     def effective_batch_size(self) -> int:

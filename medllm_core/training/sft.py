@@ -9,6 +9,8 @@ from medllm_core.errors import ConfigError, Location
 from medllm_core.stages import StageResult
 from medllm_core.training.data_inputs import load_stage_rows
 from medllm_core.training.engine import TrainingMethod, TrainingPaths, run_training_stage, stage_seed
+from medllm_core.training.fast_path import prepare_model, prepare_trainer, stage_speed_plan
+from medllm_core.training.model_loading import resolve_model_path
 from medllm_core.training.recovery import Attempt
 from medllm_core.training.trl_common import config_kwargs, load_base, lora_config
 
@@ -24,11 +26,13 @@ def build_sft_trainer(ctx: StageContext, attempt: Attempt, rows: list[dict], cal
     from trl import SFTConfig, SFTTrainer
 
     model, tokenizer = load_base(ctx, attempt)
+    prepare_model(model, attempt)
     config = SFTConfig(**config_kwargs(ctx, attempt, sft_paths(ctx).output_dir, stage_seed(ctx)),
-                       assistant_only_loss=ctx.settings.assistant_only_loss)
+                       assistant_only_loss=ctx.settings.assistant_only_loss, packing=attempt.packing)
     try:
-        return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                          processing_class=tokenizer, peft_config=lora_config(ctx), callbacks=callbacks)
+        return prepare_trainer(SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
+                                          processing_class=tokenizer, peft_config=lora_config(ctx),
+                                          callbacks=callbacks), attempt)
     except ValueError as exc:
         if "generation" in str(exc) and ctx.settings.assistant_only_loss:
             raise ConfigError(
@@ -46,4 +50,5 @@ def run_sft(ctx: StageContext) -> StageResult:
         paths=sft_paths(ctx),
         load_rows=lambda c: load_stage_rows(c, "sft", "sft"),
         build_trainer=build_sft_trainer,
+        plan_speed=lambda c, rows: stage_speed_plan(c, "sft", rows, resolve_model_path(c)),
     ))

@@ -20,9 +20,6 @@ def config_kwargs(ctx: StageContext, attempt: Attempt, output_dir: Path, seed: i
         "max_steps": s.max_steps,
         "num_train_epochs": s.num_epochs,
         "learning_rate": attempt.learning_rate,
-        "per_device_train_batch_size": attempt.micro_batch_size,
-        "gradient_accumulation_steps": attempt.gradient_accumulation_steps,
-        "max_length": attempt.max_length,
         "warmup_steps": s.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
         "lr_scheduler_type": s.lr_scheduler,
         "weight_decay": s.weight_decay,
@@ -31,13 +28,24 @@ def config_kwargs(ctx: StageContext, attempt: Attempt, output_dir: Path, seed: i
         "save_steps": s.save_steps,
         "save_total_limit": s.save_total_limit,
         "logging_steps": s.logging_steps,
-        "gradient_checkpointing": attempt.gradient_checkpointing,
         "seed": seed,
         "data_seed": seed,
         "report_to": "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        **attempt_kwargs(attempt),
         **trainer_precision_kwargs(attempt.dtype, ctx.hardware.backend == "cuda"),
+    }
+
+
+def attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
+    """The TrainingArguments an attempt (and so the fast path) decides: shared with bench/."""
+    return {
+        "per_device_train_batch_size": attempt.micro_batch_size,
+        "gradient_accumulation_steps": attempt.gradient_accumulation_steps,
+        "max_length": attempt.max_length,
+        "gradient_checkpointing": attempt.gradient_checkpointing,
+        "use_liger_kernel": attempt.liger,
     }
 
 
@@ -52,7 +60,12 @@ def lora_config(ctx: StageContext) -> Any:
 def load_base(ctx: StageContext, attempt: Attempt) -> tuple[Any, Any]:
     path = resolve_model_path(ctx)
     trust = ctx.profile.model.trust_remote_code
-    return load_model(path, model_dtype(attempt.dtype), trust), load_tokenizer(path, trust)
+    if attempt.attention:
+        from medllm_core.training.padding_free import register_varlen_attention
+
+        register_varlen_attention()
+    model = load_model(path, model_dtype(attempt.dtype), trust, attn_implementation=attempt.attention)
+    return model, load_tokenizer(path, trust)
 
 
 def load_sft_policy(ctx: StageContext, attempt: Attempt, sft_adapter: str) -> tuple[Any, Any]:
