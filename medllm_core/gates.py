@@ -34,6 +34,16 @@ def required_vram_gb(profile: Profile) -> float:
     return 0.0
 
 
+def _memory_preview(profile: Profile, hardware: HardwareInfo) -> Any:
+    from medllm_core.memory_preview import card_gib_for, preview_memory
+
+    try:
+        card, capability = card_gib_for(profile, hardware)
+        return preview_memory(profile, card, "sft", None, capability)
+    except Exception:  # an estimate must never stop the gate from answering
+        return None
+
+
 def evaluate_gate(profile: Profile, hardware: HardwareInfo) -> GateVerdict:
     gates = profile.gates
     required = required_vram_gb(profile)
@@ -50,8 +60,13 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo) -> GateVerdict:
         return GateVerdict("skip", "FORCE_SKIP_TRAINING=true: training skipped on request", facts)
     if required <= 0:
         return GateVerdict("pass", f"tier '{profile.model.tier}' has no VRAM gate", facts)
+    preview = _memory_preview(profile, hardware)
+    if preview is not None:
+        facts["memory_estimate"] = preview.describe()
     if hardware.backend == "cuda" and available >= required:
         verdict = f"{available:.1f} GB per GPU >= {required:.0f} GB gate for {profile.model.tier}"
+        if preview is not None:
+            verdict += f"; SFT {preview.describe()}"
         return GateVerdict("pass", verdict, facts)
     shortfall = (
         "no CUDA GPU detected" if hardware.backend != "cuda"

@@ -160,7 +160,8 @@ def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
     if verdict is None:
         return f"{tier}: {TIER_MODELS[tier]} — {need_text}"
     mark = "fits" if verdict.verdict == "pass" else "WILL NOT FIT"
-    return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}"
+    estimate = verdict.facts.get("memory_estimate")
+    return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}" + (f" ({estimate})" if estimate else "")
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -101,6 +101,19 @@ def describe_training_plan(ctx: Any) -> str:
     steps = f"{s.max_steps} steps" if s.max_steps > 0 else f"{s.num_epochs:g} epoch(s)"
     verdict = {"pass": "train", "skip": f"skip ({ctx.gate.reason})",
                "block": f"BLOCKED, the run would stop ({ctx.gate.reason})"}[ctx.gate.verdict]
-    return (f"{verdict}: {steps}, micro-batch {s.micro_batch_size} × accumulation {s.gradient_accumulation_steps}, "
+    line = (f"{verdict}: {steps}, micro-batch {s.micro_batch_size} × accumulation {s.gradient_accumulation_steps}, "
             f"max length {s.max_length}, lr {s.learning_rate:g}, LoRA r{ctx.profile.model.lora.r}, "
             f"{ctx.precision.dtype}")
+    preview = stage_memory_preview(ctx)
+    return f"{line}; {preview.describe()}" if preview else line
+
+
+def stage_memory_preview(ctx: Any) -> Any:
+    """The estimator's verdict for this stage on the detected card (or the profile's card on a CPU box)."""
+    from medllm_core.memory_preview import card_gib_for, preview_memory
+
+    if getattr(ctx.settings, "optimize", "auto") == "off":
+        return None
+    card, capability = card_gib_for(ctx.profile, ctx.hardware)
+    method = ctx.name if ctx.name in ("sft", "dpo", "simpo", "kto") else "sft"
+    return preview_memory(ctx.profile, card, method, ctx.settings, capability)

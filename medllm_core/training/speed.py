@@ -87,11 +87,10 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                optimize: str = "auto", memory_budget_gib: float = 0.0,
                worst_tokens: Callable[[int], int] | None = None,
                mean_tokens_per_example: float | None = None,
-               continues_adapter: bool = True) -> SpeedPlan:
+               continues_adapter: bool = True, probe: bool = True,
+               assume_liger: bool | None = None) -> SpeedPlan:
     """Choose the fast path for one training stage. ``worst_tokens(mb)``: the most real tokens a
     micro-batch of ``mb`` examples can hold (preference: both sequences of each pair)."""
-    from medllm_core.training.padding_free import varlen_usable
-
     plan = SpeedPlan(enabled=False, micro_batch_size=micro_batch_size,
                      gradient_accumulation_steps=gradient_accumulation_steps)
     if optimize == "off":
@@ -101,16 +100,17 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
         plan.decide("speed_path", f"plain TRL path: no CUDA GPU ({hw.backend}); the fast path needs one")
         return plan
     plan.enabled = True
-    usable, why = varlen_usable()
-    if usable:
-        from medllm_core.training.padding_free import VARLEN_ATTENTION
+    # probe=False (dry run, wizard on another machine): judge from the card, import no torch
+    from medllm_core.training.padding_free import VARLEN_ATTENTION, varlen_usable
 
+    usable, why = varlen_usable() if probe else (hw.capability_major >= 8, "assumed from the card's generation")
+    if usable:
         plan.attention = VARLEN_ATTENTION
         plan.decide("attention", f"varlen attention over packed rows ({why}); each document attends only to itself")
     else:
         plan.attention = "sdpa"
         plan.decide("attention", f"SDPA with a block-diagonal mask over packed rows: varlen unavailable ({why})")
-    plan.liger = liger_installed()
+    plan.liger = liger_installed() if assume_liger is None else assume_liger
     plan.decide("liger", "Liger kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy)" if plan.liger
                 else "Liger kernels not installed (pip install 'medllm[gpu]'): plain kernels")
     plan.lora_upcast_off = dtype in ("bf16", "fp16")
