@@ -19,11 +19,13 @@ class MemoryPreview:
     fits: bool
     checkpointing: str
     micro_batch: int
+    method: str = "sft"
 
     def describe(self) -> str:
         verdict = "fits" if self.fits else "does NOT fit even with every layer checkpointed"
+        unit = "packed row(s)" if self.method == "sft" else "example(s)"
         return (f"estimated peak {self.estimate_gib:.1f} GiB on a {self.card_gib:.0f} GiB card ({verdict}; "
-                f"checkpointing {self.checkpointing}, {self.micro_batch} packed row(s) per micro-step)")
+                f"checkpointing {self.checkpointing}, {self.micro_batch} {unit} per micro-step)")
 
 
 GB_TO_GIB = 1e9 / 2**30
@@ -64,4 +66,5 @@ def preview_memory(profile: Any, card_gib: float, stage: str = "sft", settings: 
     if plan.estimate is None:
         return None
     fits = plan.estimate.total_gib <= (plan.budget_gib or card_gib)
-    return MemoryPreview(card_gib, plan.estimate.total_gib, fits, plan.checkpointed_layers_label, plan.micro_batch_size)
+    return MemoryPreview(card_gib, plan.estimate.total_gib, fits, plan.checkpointed_layers_label,
+                         plan.micro_batch_size, stage)
