@@ -177,7 +177,7 @@ def estimate_from_facts(shape: Any, method: str, cfg: dict, max_tokens: int, max
     return estimate_peak(shape, TrainingShape(
         method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
         fused_loss=(liger and method == "sft") or method in ("dpo", "kto"), lora_rank=lora_rank,
-        lora_dropout=lora_dropout, liger=liger, weight_bytes=2, reference_adapter=False,
+        lora_dropout=lora_dropout and method == "sft", liger=liger, weight_bytes=2, reference_adapter=False,
         logit_tokens=max(max_padded, max_tokens) if simpo else None,
         unfused_bytes_per_logit=8.0 if simpo else 16.0))
 

@@ -38,8 +38,8 @@ def test_estimator_matches_measured_h100_peaks():
         e = estimate_from_facts(SHAPES[r["arch"]], r["method"], r["config"], r["max_forward_tokens"],
                                 r.get("max_forward_padded", 0), 16, not r.get("parity"))
         error = abs(e.total_gib - r["peak_allocated_gib"]) / r["peak_allocated_gib"]
-        # our SFT path (what the planner sizes micro-steps with) within 5%; every run within 20%
-        limit = 0.05 if r["method"] == "sft" and r["impl"] == "ours" else 0.20
+        # our path (what the planner sizes micro-steps with) within 6%; plain-TRL references within 15%
+        limit = 0.06 if r["impl"] == "ours" else 0.15
         assert error <= limit, (r["label"], e.total_gib, r["peak_allocated_gib"])
 
 
@@ -73,12 +73,14 @@ def test_cpu_gets_the_plain_trl_path_with_a_reason():
 
 
 def test_full_h100_sft_plan_packs_without_checkpointing(gpu_like):
-    p = plan("sft", gpu_like, mean_tokens_per_example=650)
+    p = plan("sft", gpu_like)
     assert p.enabled and p.packing and p.liger and p.attention == "medllm_varlen"
     assert not p.gradient_checkpointing and p.micro_batch_size == 4  # what the H100 bench ran: 66.6 GiB peak
     assert p.estimate.total_gib <= p.budget_gib
-    # tokens per optimizer step stay near the profile's (4 × 2 examples × 650 tokens)
-    assert p.micro_batch_size * 2048 * p.gradient_accumulation_steps >= 4 * 2 * 650 * 0.5
+    # with the data's lengths known, a step sees about the profile's tokens (16 × 2 examples × 650 tokens)
+    p = plan("sft", gpu_like, micro_batch_size=16, mean_tokens_per_example=650)
+    tokens = p.micro_batch_size * 2048 * p.gradient_accumulation_steps
+    assert 16 * 2 * 650 / 2 <= tokens <= 16 * 2 * 650 * 1.5 and p.micro_batch_size == 4
     keys = [k for k, _, _ in p.decisions]
     assert {"attention", "liger", "packing", "activation_checkpointing", "memory_plan"} <= set(keys)
 

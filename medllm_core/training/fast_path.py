@@ -28,7 +28,9 @@ def _row_tokens(tokenizer: Any, row: dict, keys: tuple[str, ...]) -> list[int]:
     def count(messages: Any) -> int:
         if isinstance(messages, str):
             return len(tokenizer(messages)["input_ids"])
-        return len(tokenizer.apply_chat_template(messages, tokenize=True))
+        ids = tokenizer.apply_chat_template(messages, tokenize=True)
+        # transformers 5 returns a BatchEncoding here; 4.x returned the id list
+        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
     if "messages" in row:
         return [count(row["messages"])]
     prompt = row.get("prompt", [])

@@ -120,14 +120,21 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     reference_adapter = continues_adapter and method in ("dpo", "kto")
     budget = (memory_budget_gib if memory_budget_gib > 0 else hw.total_gib) * BUDGET_FRACTION
     plan.budget_gib = budget
-    common = {"liger": plan.liger, "lora_rank": lora_rank, "lora_dropout": lora_dropout > 0,
+    # TRL's DPO/CPO/KTO configs turn dropout off (disable_dropout=True): no dropout copies are kept there
+    common = {"liger": plan.liger, "lora_rank": lora_rank, "lora_dropout": lora_dropout > 0 and method == "sft",
               # TRL's DPO/KTO score through a fused LM head; CPO (SimPO) materialises the whole logits
               "weight_bytes": weight_bytes, "fused_loss": (plan.liger and method == "sft") or method in ("dpo", "kto"),
               "reference_adapter": reference_adapter}
 
     if method == "sft":
         plan.packing = True
-        candidates = [(rows, rows * max_length) for rows in range(1, MAX_PACKED_ROWS + 1)]
+        # no more rows per micro-step than the profile's batch holds in tokens: packing must not change
+        # how much data one optimizer step sees
+        most = MAX_PACKED_ROWS
+        if mean_tokens_per_example:
+            target = micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example
+            most = max(1, min(MAX_PACKED_ROWS, math.ceil(target / max_length)))
+        candidates = [(rows, rows * max_length) for rows in range(1, most + 1)]
     else:
         plan.padding_free = True
         plan.decide("padding_free", "pairs/examples run through the decoder as one packed row: no compute on padding")
@@ -182,8 +189,10 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             rows, max_length, micro_batch_size, gradient_accumulation_steps, mean_tokens_per_example)
         plan.decide("packing", f"BFD packing into rows of {max_length} tokens: {rows} row(s) per micro-step "
                     f"({tokens} tokens), accumulation {plan.gradient_accumulation_steps}"
-                    + (f" (keeps ~{micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example:,.0f} "
-                       "tokens per optimizer step, as the profile's batch)" if mean_tokens_per_example else ""),
+                    + (f": ~{rows * max_length * plan.gradient_accumulation_steps:,} tokens per optimizer step for the "
+                       f"profile's ~{micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example:,.0f} "
+                       f"({micro_batch_size} × {gradient_accumulation_steps} examples)"
+                       if mean_tokens_per_example else ""),
                     rows=rows, tokens_per_micro_step=tokens)
     plan.decide("activation_checkpointing",
                 "off: the step fits without it" if not checkpointed else
@@ -200,7 +209,7 @@ def _accumulation_for_tokens(rows: int, max_length: int, micro_batch: int, accum
     if not mean_tokens:
         return accumulation
     target = micro_batch * accumulation * mean_tokens
-    return max(1, math.ceil(target / (rows * max_length) - 0.25))
+    return max(1, round(target / (rows * max_length)))
 
 
 def selective_checkpointing_callback(uncheckpointed_layers: int) -> Any:
