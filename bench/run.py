@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medllm_core.thesis.tables import fmt as table_fmt
+
 # "At no more peak memory": our preference runs get the plain-TRL default's measured H100 peak
 # (../shared/STACK.md) as their memory budget.
 REFERENCE_PEAK_GIB = {"dpo": 24.1, "simpo": 36.6, "kto": 19.4}
@@ -92,11 +94,7 @@ def run_one(config: Config, arch: str, timeout: int, log_dir: Path) -> dict[str,
 
 
 def fmt(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return str(value)
+    return table_fmt(value, digits, grouping=True)
 
 
 def refresh_estimates(results: list[dict[str, Any]]) -> None:

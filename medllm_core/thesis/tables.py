@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def fmt(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3, grouping: bool = False) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:,.{digits}f}" if grouping else f"{value:.{digits}f}"
     return str(value)
 
 
