@@ -63,6 +63,9 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo) -> GateVerdict:
     preview = _memory_preview(profile, hardware)
     if preview is not None:
         facts["memory_estimate"] = preview.describe()
+        facts["memory_estimate_gib"] = round(preview.estimate_gib, 1)
+        facts["memory_card_gib"] = round(preview.card_gib, 1)
+        facts["memory_fits"] = preview.fits
     if hardware.backend == "cuda" and available >= required:
         verdict = f"{available:.1f} GB per GPU >= {required:.0f} GB gate for {profile.model.tier}"
         if preview is not None:

@@ -146,6 +146,7 @@ def tier_verdict(base: Profile, hardware: HardwareInfo | None, tier: str) -> Gat
         return None
     probe = copy.deepcopy(base)
     probe.model.tier = tier
+    probe.model.name_or_path = TIER_MODELS[tier]  # the estimate follows the tier's model, not the profile's
     return evaluate_gate(probe, hardware)
 
 
@@ -160,8 +161,11 @@ def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
     if verdict is None:
         return f"{tier}: {TIER_MODELS[tier]} — {need_text}"
     mark = "fits" if verdict.verdict == "pass" else "WILL NOT FIT"
-    estimate = verdict.facts.get("memory_estimate")
-    return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}" + (f" ({estimate})" if estimate else "")
+    estimate = verdict.facts.get("memory_estimate_gib")
+    if estimate is not None:
+        card = verdict.facts["memory_card_gib"]
+        mark += f", est. peak {estimate:.1f}/{card:.0f} GiB" + ("" if verdict.facts["memory_fits"] else " (too big)")
+    return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}"
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")

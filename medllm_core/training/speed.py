@@ -94,10 +94,10 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     plan = SpeedPlan(enabled=False, micro_batch_size=micro_batch_size,
                      gradient_accumulation_steps=gradient_accumulation_steps)
     if optimize == "off":
-        plan.decide("speed_path", "plain TRL path: optimize = \"off\" in the profile")
+        plan.decide("path", "plain TRL path: optimize = \"off\" in the profile")
         return plan
     if hw.backend != "cuda":
-        plan.decide("speed_path", f"plain TRL path: no CUDA GPU ({hw.backend}); the fast path needs one")
+        plan.decide("path", f"plain TRL path: no CUDA GPU ({hw.backend}); the fast path needs one")
         return plan
     plan.enabled = True
     # probe=False (dry run, wizard on another machine): judge from the card, import no torch
