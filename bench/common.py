@@ -19,7 +19,7 @@ import math
 import time
 from typing import Any
 
-from medllm_core.memory_estimate import QWEN2_5, ModelShape
+from medllm_core.library.memory_estimate import QWEN2_5, ModelShape
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 TINY = ModelShape("tiny", 1024, 64, 128, 2, 4, 2)

@@ -14,7 +14,7 @@ import json
 import torch
 from transformers import AutoModelForCausalLM, Qwen2Config
 
-from medllm_core.training.padding_free import VARLEN_ATTENTION, PaddingFreeBackbone, register_varlen_attention
+from medllm_core.library.training.padding_free import VARLEN_ATTENTION, PaddingFreeBackbone, register_varlen_attention
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medllm_core.thesis.tables import fmt as table_fmt
+from medllm_core.library.thesis.tables import fmt as table_fmt
 
 # "At no more peak memory": our preference runs get the plain-TRL default's measured H100 peak
 # (../shared/STACK.md) as their memory budget.

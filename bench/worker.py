@@ -3,7 +3,7 @@
 ``--impl reference``: plain TRL + PEFT, configured only through TRL's own flags (the baselines of
 ../shared/STACK.md). ``--impl ours``: medllm's training path: the same speed plan, attempt,
 model preparation and trainer preparation the SFT/DPO/SimPO/KTO stages use
-(medllm_core.training.speed / fast_path / trl_common).
+(medllm_core.library.training.speed / fast_path / trl_common).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from bench.common import (  # noqa: E402
     preference_rows,
     sft_rows,
 )
-from medllm_core.memory_estimate import TrainingShape, estimate_peak  # noqa: E402
+from medllm_core.library.memory_estimate import TrainingShape, estimate_peak  # noqa: E402
 
 REFERENCE_FORWARDS = {"sft": 0.0, "dpo": 1.0, "simpo": 0.0, "kto": 2.0}  # reference (+ KL) no-grad passes per token
 
@@ -91,7 +91,7 @@ def common_kwargs(args: argparse.Namespace, cuda: bool) -> dict[str, Any]:
 def our_plan(args: argparse.Namespace, cuda: bool, total_gib: float, worst: Any = None) -> Any:
     import torch
 
-    from medllm_core.training.speed import SpeedHardware, plan_speed
+    from medllm_core.library.training.speed import SpeedHardware, plan_speed
 
     major = torch.cuda.get_device_capability()[0] if cuda else 0
     hw = SpeedHardware("cuda" if cuda else "cpu", total_gib, major, torch.cuda.get_device_name() if cuda else "cpu")
@@ -102,7 +102,7 @@ def our_plan(args: argparse.Namespace, cuda: bool, total_gib: float, worst: Any 
 
 
 def our_attempt(plan: Any, args: argparse.Namespace, cuda: bool) -> Any:
-    from medllm_core.training.engine import first_attempt_from_plan
+    from medllm_core.library.training.engine import first_attempt_from_plan
 
     return first_attempt_from_plan(plan, max_length=args.seq, dtype="bf16" if cuda else "fp32", learning_rate=1e-4)
 
@@ -218,9 +218,9 @@ def build_sft(args: argparse.Namespace, cuda: bool, total_gib: float, tok: Any) 
         meta["examples_per_step"] = args.bs
         return trainer, None, None, meta
 
-    from medllm_core.training.fast_path import prepare_model, prepare_trainer
-    from medllm_core.training.padding_free import register_varlen_attention
-    from medllm_core.training.trl_common import attempt_kwargs
+    from medllm_core.library.training.fast_path import prepare_model, prepare_trainer
+    from medllm_core.library.training.padding_free import register_varlen_attention
+    from medllm_core.library.training.trl_common import attempt_kwargs
 
     plan = our_plan(args, cuda, total_gib)
     attempt = our_attempt(plan, args, cuda)
@@ -262,10 +262,10 @@ def build_preference(args: argparse.Namespace, cuda: bool, total_gib: float, tok
         _track_padded(trainer.model, meta)
         return trainer, None, None, meta
 
-    from medllm_core.training.fast_path import prepare_model, prepare_trainer
-    from medllm_core.training.padding_free import register_varlen_attention
-    from medllm_core.training.preference import reference_kwargs
-    from medllm_core.training.trl_common import attempt_kwargs
+    from medllm_core.library.training.fast_path import prepare_model, prepare_trainer
+    from medllm_core.library.training.padding_free import register_varlen_attention
+    from medllm_core.library.training.preference import reference_kwargs
+    from medllm_core.library.training.trl_common import attempt_kwargs
 
     lengths = sorted((pair_tokens(tok, r, args.method) for r in rows), reverse=True)
     plan = our_plan(args, cuda, total_gib, worst=lambda mb: sum(lengths[:mb]))

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from medllm_core.plugin_manager import PluginRecord, StageRegistry, load_plugins
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.plugin_manager import PluginRecord, StageRegistry, load_plugins
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 
 TEST_PLUGIN = "test"  # plugin name the stages passed as ``stages=`` are attributed to
 # Few SFT steps keep a tiny-model run at seconds while still giving a loss curve that moves.
@@ -145,8 +145,8 @@ def run_pipeline(
       developer's ``FORCE_SKIP_TRAINING`` or ``MEDLLM_BLOCK_PLUGINS`` cannot change a test.
     - ``sft_steps``: SFT ``max_steps`` (and ``save_steps``) for a short run; None keeps the profile's.
     """
-    from medllm_core.profile import load_profile
-    from medllm_core.runner import execute, new_run_info
+    from medllm_core.kernel.profile import load_profile
+    from medllm_core.kernel.runner import execute, new_run_info
 
     env = {} if environ is None else dict(environ)
     registry = build_registry(stages, env)

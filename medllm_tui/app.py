@@ -24,7 +24,7 @@ from medllm_tui.runs import latest_run
 from medllm_tui.screens.start import StartScreen
 
 if TYPE_CHECKING:
-    from medllm_core.hardware import HardwareInfo
+    from medllm_core.kernel.hardware import HardwareInfo
     from medllm_tui.screens.dashboard import DashboardScreen
     from medllm_tui.wizard_model import WizardChoices
 
@@ -71,7 +71,7 @@ class MedllmApp(App[str]):
             hardware = self.deps.probe()
             error = ""
         except Exception as exc:  # a broken driver must leave a usable wizard, showing why
-            from medllm_core.hardware import HardwareInfo
+            from medllm_core.kernel.hardware import HardwareInfo
 
             hardware, error = HardwareInfo(backend="cpu"), f"hardware probe failed: {exc}"
         self._deliver(self._hardware_ready, hardware, error)

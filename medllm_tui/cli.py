@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from medllm_core import __version__
-from medllm_core.errors import ConfigError, ExitCode, MedllmError
+from medllm_core.kernel.errors import ConfigError, ExitCode, MedllmError
 
 SUBCOMMANDS = ("plugins", "plugin", "data", "attach")
 
 
 def _parse_sets(values: Sequence[str]) -> dict[str, Any]:
-    from medllm_core.profile import parse_cli_value
+    from medllm_core.kernel.profile import parse_cli_value
 
     overrides: dict[str, Any] = {}
     for item in values:
@@ -83,13 +83,13 @@ def quiet_library_progress_bars() -> None:
 def command_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from medllm_core.day1_summary import EXIT_MEANING
-    from medllm_core.env_file import load_env_file
-    from medllm_core.headless import HeadlessPrinter
-    from medllm_core.plugin_manager import load_plugins
-    from medllm_core.profile import load_profile
-    from medllm_core.resume import prepare_resume
-    from medllm_core.runner import dry_run, environment_secrets, execute, new_run_info, start_run
+    from medllm_core.kernel.day1_summary import EXIT_MEANING
+    from medllm_core.kernel.headless import HeadlessPrinter
+    from medllm_core.kernel.plugin_manager import load_plugins
+    from medllm_core.kernel.profile import load_profile
+    from medllm_core.kernel.resume import prepare_resume
+    from medllm_core.kernel.runner import dry_run, environment_secrets, execute, new_run_info, start_run
+    from medllm_core.library.env_file import load_env_file
 
     console = Console(highlight=False)
     quiet_library_progress_bars()
@@ -134,7 +134,7 @@ def command_plugins(argv: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from medllm_core.plugin_manager import load_plugins
+    from medllm_core.kernel.plugin_manager import load_plugins
 
     argparse.ArgumentParser(prog="medllm-tui plugins", description="List plugins and their stages.").parse_args(argv)
     registry = load_plugins()
@@ -158,7 +158,7 @@ def command_plugins(argv: Sequence[str]) -> int:
 
 
 def command_data(argv: Sequence[str]) -> int:
-    from medllm_core.data_report import check_data_file, render_data_report
+    from medllm_core.library.data_report import check_data_file, render_data_report
 
     parser = argparse.ArgumentParser(prog="medllm-tui data", description="Inspect data files before training.")
     sub = parser.add_subparsers(dest="action", required=True)

@@ -22,12 +22,12 @@ from medllm_tui.launch import LaunchedRun, process_alive, start_detached
 USER_PROFILE_DIR = Path("profiles") / "user"
 
 if TYPE_CHECKING:
-    from medllm_core.env_file import EnvFileStatus
-    from medllm_core.hardware import HardwareInfo
+    from medllm_core.kernel.hardware import HardwareInfo
+    from medllm_core.library.env_file import EnvFileStatus
 
 
 PROBE_SCRIPT = (
-    "import json; from medllm_core.hardware import probe_hardware; "
+    "import json; from medllm_core.kernel.hardware import probe_hardware; "
     "print(json.dumps(probe_hardware('auto').to_dict()))"
 )
 
@@ -45,7 +45,7 @@ class SubprocessProbe:
         self._process: subprocess.Popen[str] | None = None
 
     def __call__(self) -> HardwareInfo:
-        from medllm_core.hardware import GpuInfo, HardwareInfo
+        from medllm_core.kernel.hardware import GpuInfo, HardwareInfo
 
         self._process = subprocess.Popen([sys.executable, "-c", PROBE_SCRIPT], stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
@@ -65,7 +65,7 @@ class SubprocessProbe:
 
 
 def _env_status() -> EnvFileStatus:
-    from medllm_core.env_file import inspect_env_file
+    from medllm_core.library.env_file import inspect_env_file
 
     return inspect_env_file()
 
@@ -73,7 +73,7 @@ def _env_status() -> EnvFileStatus:
 @dataclass
 class TuiDeps:
     output_root: Path = field(default_factory=Path.cwd)
-    shipped_dir: Path | None = None  # None: medllm_core.profile.shipped_profiles_dir()
+    shipped_dir: Path | None = None  # None: medllm_core.kernel.profile.shipped_profiles_dir()
     user_dirs: tuple[Path, ...] = (USER_PROFILE_DIR,)
     save_dir: Path = USER_PROFILE_DIR
     probe: Callable[[], HardwareInfo] = field(default_factory=SubprocessProbe)

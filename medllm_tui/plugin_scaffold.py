@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medllm_core.errors import ConfigError
+from medllm_core.kernel.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{1,40}$")
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medllm_core.gates import GateVerdict, evaluate_gate, required_vram_gb
-from medllm_core.hardware import HardwareInfo
-from medllm_core.profile import MODEL_TIERS, Profile, load_profile, save_profile, shipped_profiles_dir
+from medllm_core.kernel.hardware import HardwareInfo
+from medllm_core.kernel.profile import MODEL_TIERS, Profile, load_profile, save_profile, shipped_profiles_dir
+from medllm_core.library.gates import GateVerdict, evaluate_gate, required_vram_gb
 from medllm_tui.deps import USER_PROFILE_DIR
 
 CUSTOM_TIER = "custom"
@@ -205,10 +205,10 @@ class PlanPreview:
 
 def preview_plan(profile: Profile, hardware: HardwareInfo) -> PlanPreview:
     """The same plan and gate the runner will compute (plan_stages + evaluate_gate), without starting a run."""
-    from medllm_core.errors import MedllmError
-    from medllm_core.hardware import choose_precision
-    from medllm_core.plugin_manager import load_plugins
-    from medllm_core.runner import plan_stages
+    from medllm_core.kernel.errors import MedllmError
+    from medllm_core.kernel.graph import plan_stages
+    from medllm_core.kernel.hardware import choose_precision
+    from medllm_core.kernel.plugin_manager import load_plugins
 
     preview = PlanPreview()
     try:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from medllm_core.stages import StageKind, StageSpec
-from medllm_core.training.settings import describe_training_plan
+from medllm_core.kernel.artifacts import ArtifactKind, consumes
+from medllm_core.kernel.stages import StageKind, StageSpec
+from medllm_core.library.training.settings import describe_training_plan
 
 
 def preference_stage_spec(method: str, settings: type, description: str,
                           check: Callable[[object], None]) -> StageSpec:
     def run(ctx):
-        from medllm_core.training.preference import run_preference  # heavy imports only when it runs
+        from medllm_core.library.training.preference import run_preference  # heavy imports only when it runs
 
         return run_preference(ctx, method)
 
@@ -23,5 +24,9 @@ def preference_stage_spec(method: str, settings: type, description: str,
         if ctx.gate.training_allowed:
             check(ctx)
 
-    return StageSpec(name=method, run=run, kind=StageKind.TRAINING, after=("sft",), settings=settings,
+    # Consumes the SFT adapter without requiring it: with SFT missing the stage still runs and records why
+    # it skipped (evidence for the completion check).
+    return StageSpec(name=method, run=run, kind=StageKind.TRAINING,
+                     consumes=consumes(ArtifactKind.ADAPTER, stage="sft"),
+                     produces=(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS), settings=settings,
                      description=description, describe_plan=describe_training_plan, check_inputs=check_inputs)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.artifacts import ArtifactKind, consumes
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 
 
 def run_completion_check_stage(ctx) -> StageResult:
-    from medllm_core.atomic import write_json, write_text
-    from medllm_core.completion import render_markdown, run_completion_check
+    from medllm_core.kernel.atomic import write_json, write_text
+    from medllm_core.library.completion import render_markdown, run_completion_check
 
     report = run_completion_check(ctx.run_context)
     for criterion in report["criteria"]:
@@ -21,6 +22,8 @@ def run_completion_check_stage(ctx) -> StageResult:
         metrics_path=str(json_path),
         artifacts={"completion_check_md": str(md_path)},
         summary={"strict_pass": report["strict_pass"], "failures": report["failures"]},
+        verdict=report["strict_pass"],
+        reason="" if report["strict_pass"] else "strict_pass=false: " + "; ".join(report["failures"]),
     )
 
 
@@ -30,6 +33,8 @@ def register_stages(register) -> None:
         name="completion_check",
         run=run_completion_check_stage,
         kind=StageKind.CHECK,
+        consumes=consumes(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS),
+        produces=(ArtifactKind.VERDICT,),
         description="strict_pass: every required training stage trained and left a loadable checkpoint",
         required_by_default=False,
     ))

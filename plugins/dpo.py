@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from medllm_core.hookspecs import hookimpl
-from medllm_core.training.preference_data import check_preference_inputs
-from medllm_core.training.settings import DPOSettings
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.library.training.preference_data import check_preference_inputs
+from medllm_core.library.training.settings import DPOSettings
 from plugins._preference_stage import preference_stage_spec
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from medllm_core.evaluation.settings import EvalSettings
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageSpec
+from medllm_core.kernel.artifacts import ArtifactKind, consumes
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageSpec
+from medllm_core.library.evaluation.settings import EvalSettings
 
 
 def _run(ctx):
-    from medllm_core.evaluation.run_eval import run_evaluation
+    from medllm_core.library.evaluation.run_eval import run_evaluation
 
     return run_evaluation(ctx)
 
 
 def _check(ctx) -> None:
-    from medllm_core.evaluation.run_eval import check_eval_inputs
+    from medllm_core.library.evaluation.run_eval import check_eval_inputs
 
     check_eval_inputs(ctx)
 
@@ -22,6 +23,8 @@ def _check(ctx) -> None:
 @hookimpl
 def register_stages(register) -> None:
     register(StageSpec(name="eval", run=_run, kind=StageKind.EVALUATION, settings=EvalSettings,
+                       consumes=consumes(ArtifactKind.ADAPTER),  # every trained variant
+                       produces=(ArtifactKind.EVAL_RESULTS, ArtifactKind.EVAL_ANSWERS),
                        description="multiple-choice accuracy with intervals and paired tests; answers to open "
                                    "and safety prompts for the judges",
                        check_inputs=_check, required_by_default=False))

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageSpec
+from medllm_core.kernel.artifacts import ArtifactKind, consumes
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageSpec
 
 
 def _llm_judge(ctx):
-    from medllm_core.judges.stages import run_llm_judge
+    from medllm_core.library.judges.stages import run_llm_judge
 
     return run_llm_judge(ctx)
 
 
 def _risk_judge(ctx):
-    from medllm_core.judges.stages import run_risk_judge
+    from medllm_core.library.judges.stages import run_risk_judge
 
     return run_risk_judge(ctx)
 
 
 @hookimpl
 def register_stages(register) -> None:
-    register(StageSpec(name="llm_judge", run=_llm_judge, kind=StageKind.JUDGE, after=("eval",),
+    register(StageSpec(name="llm_judge", run=_llm_judge, kind=StageKind.JUDGE,
+                       consumes=consumes(ArtifactKind.EVAL_ANSWERS), produces=(ArtifactKind.JUDGE_RESULTS,),
                        required_by_default=False,
                        description="rubric grading and pairwise comparison against SFT (ENABLE_LLM_JUDGE)"))
-    register(StageSpec(name="risk_judge", run=_risk_judge, kind=StageKind.JUDGE, after=("eval",),
+    register(StageSpec(name="risk_judge", run=_risk_judge, kind=StageKind.JUDGE,
+                       consumes=consumes(ArtifactKind.EVAL_ANSWERS), produces=(ArtifactKind.JUDGE_RESULTS,),
                        required_by_default=False,
                        description="medical-risk categories and over-refusal: rule-based pre-screen, plus the "
                                    "LLM risk judge (ENABLE_LLM_RISK_JUDGE)"))

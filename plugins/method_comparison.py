@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.artifacts import ArtifactKind, consumes
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 
 
 def run_method_comparison(ctx) -> StageResult:
-    from medllm_core.atomic import write_json, write_text
-    from medllm_core.method_comparison import build_comparison, render_markdown
+    from medllm_core.kernel.atomic import write_json, write_text
+    from medllm_core.library.method_comparison import build_comparison, render_markdown
 
-    report = build_comparison(ctx.results)
+    report = build_comparison(ctx.plan, ctx.results)
     if not report["methods"]:
-        return StageResult.skipped("no preference stage ran in this run")
+        return StageResult.skipped("no training method (a stage that continues the SFT adapter) in this run")
     folder = ctx.run.reports_dir / "training"
     json_path = write_json(folder / "method_comparison.json", report)
     md_path = write_text(folder / "method_comparison.md", render_markdown(report))
@@ -23,5 +24,6 @@ def run_method_comparison(ctx) -> StageResult:
 @hookimpl
 def register_stages(register) -> None:
     register(StageSpec(name="method_comparison", run=run_method_comparison, kind=StageKind.REPORT,
-                       description="DPO / SimPO / KTO side by side (steps, loss, rewards, speed, memory)",
+                       consumes=consumes(ArtifactKind.TRAINING_METRICS), produces=(ArtifactKind.COMPARISON,),
+                       description="every training method side by side (steps, loss, rewards, speed, memory)",
                        required_by_default=False))

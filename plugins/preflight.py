@@ -7,12 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medllm_core.atomic import write_json
-from medllm_core.context import StageContext
-from medllm_core.env_file import inspect_env_file
-from medllm_core.errors import PreflightBlocked
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.artifacts import ArtifactKind
+from medllm_core.kernel.atomic import write_json
+from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.errors import PreflightBlocked
+from medllm_core.kernel.gate import GateVerdict
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
+from medllm_core.library.env_file import inspect_env_file
 
 GIB = 1024**3
 AUTODL_DATA_DISK = Path("/root/autodl-tmp")
@@ -99,12 +101,20 @@ def run_preflight(ctx: StageContext) -> StageResult:
                                      "gate": gate.verdict})
 
 
+def run_gate(ctx: StageContext) -> GateVerdict:
+    from medllm_core.library.gates import evaluate_gate
+
+    return evaluate_gate(ctx.profile, ctx.hardware)
+
+
 @hookimpl
 def register_stages(register) -> None:
     register(StageSpec(
         name="preflight",
         run=run_preflight,
         kind=StageKind.PREFLIGHT,
+        produces=(ArtifactKind.PREFLIGHT,),
+        gate=run_gate,
         description="GPU probe, precision policy, VRAM gate, .env, disk and HF cache checks",
         required_by_default=False,
         describe_plan=lambda ctx: f"{ctx.hardware.describe()}; precision {ctx.precision.dtype}; "

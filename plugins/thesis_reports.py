@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.artifacts import ArtifactKind, consumes
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 
 
 def run_thesis_reports(ctx) -> StageResult:
-    from medllm_core.atomic import write_json, write_text
-    from medllm_core.thesis.eval_report import render_eval_report, write_accuracy_plot
-    from medllm_core.thesis.inputs import ReportInputs
-    from medllm_core.thesis.other_reports import render_draft_material, render_error_analysis, render_sota
-    from medllm_core.thesis.record import build_experiment_record
+    from medllm_core.kernel.atomic import write_json, write_text
+    from medllm_core.library.thesis.eval_report import render_eval_report, write_accuracy_plot
+    from medllm_core.library.thesis.inputs import ReportInputs
+    from medllm_core.library.thesis.other_reports import render_draft_material, render_error_analysis, render_sota
+    from medllm_core.library.thesis.record import build_experiment_record
 
     inputs = ReportInputs.gather(ctx.run_context)
     reports = ctx.run.reports_dir
@@ -32,9 +33,9 @@ def run_thesis_reports(ctx) -> StageResult:
 
 
 def run_readiness(ctx) -> StageResult:
-    from medllm_core.atomic import write_json, write_text
-    from medllm_core.thesis.inputs import ReportInputs
-    from medllm_core.thesis.readiness import evaluate_readiness, render_readiness
+    from medllm_core.kernel.atomic import write_json, write_text
+    from medllm_core.library.thesis.inputs import ReportInputs
+    from medllm_core.library.thesis.readiness import evaluate_readiness, render_readiness
 
     report = evaluate_readiness(ctx.run_context, ReportInputs.gather(ctx.run_context))
     for condition in report["conditions"]:
@@ -49,9 +50,13 @@ def run_readiness(ctx) -> StageResult:
 @hookimpl
 def register_stages(register) -> None:
     register(StageSpec(name="thesis_reports", run=run_thesis_reports, kind=StageKind.REPORT,
-                       after=("method_comparison",), required_by_default=False,
+                       consumes=consumes(ArtifactKind.TRAINING_METRICS, ArtifactKind.EVAL_RESULTS,
+                                         ArtifactKind.JUDGE_RESULTS, ArtifactKind.COMPARISON, ArtifactKind.VERDICT),
+                       produces=(ArtifactKind.REPORT,), required_by_default=False,
                        description="eval_default.md, sota_compare.md, error_analysis.md, draft material, "
                                    "experiment record"))
     register(StageSpec(name="readiness", run=run_readiness, kind=StageKind.REPORT,
-                       after=("thesis_reports", "completion_check"), required_by_default=False,
+                       consumes=consumes(ArtifactKind.REPORT, ArtifactKind.VERDICT, ArtifactKind.EVAL_RESULTS,
+                                         ArtifactKind.JUDGE_RESULTS),
+                       produces=("thesis_readiness",), required_by_default=False,
                        description="thesis_readiness.json|.md with ready_for_writing and every unmet reason"))

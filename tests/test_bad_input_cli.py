@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.errors import ExitCode
-from medllm_core.profile import ENV_OVERRIDES
+from medllm_core.kernel.errors import ExitCode
+from medllm_core.kernel.profile import ENV_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "profiles" / "cpu_tiny.toml"

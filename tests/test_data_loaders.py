@@ -1,4 +1,4 @@
-"""Tests of medllm_core.data: every input format, detection, errors and line numbers.
+"""Tests of medllm_core.library.data: every input format, detection, errors and line numbers.
 
 All inputs are real files written to ``tmp_path``; the public MedicalGPT samples
 in ``../shared/data/public`` are used when present (never copied here).
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from medllm_core.data import (
+from medllm_core.kernel.errors import DataError
+from medllm_core.library.data import (
     FORMAT_NAMES,
     LoadedData,
     Problem,
@@ -20,7 +21,6 @@ from medllm_core.data import (
     load_dataset_file,
     require_valid,
 )
-from medllm_core.errors import DataError
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared/data/public"
 # Real Chinese text with full-width punctuation must pass through byte for byte.

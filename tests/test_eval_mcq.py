@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from medllm_core.errors import DataError
-from medllm_core.evaluation.mcq import (
+from medllm_core.kernel.errors import DataError
+from medllm_core.library.evaluation.mcq import (
     extract_by_option_text,
     extract_choice,
     format_prompt,

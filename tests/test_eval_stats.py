@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from medllm_core.evaluation.stats import (
+from medllm_core.library.evaluation.stats import (
     accuracy,
     compare,
     holm_adjust,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.memory_estimate import QWEN2_5, TrainingShape, estimate_peak
-from medllm_core.training import speed
-from medllm_core.training.recovery import Attempt, next_after_oom
+from medllm_core.library.memory_estimate import QWEN2_5, TrainingShape, estimate_peak
+from medllm_core.library.training import speed
+from medllm_core.library.training.recovery import Attempt, next_after_oom
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 SEVEN_B = QWEN2_5["qwen2.5-7b"]
@@ -52,7 +52,7 @@ def test_estimate_grows_with_tokens_and_shrinks_with_checkpointing():
 
 @pytest.fixture
 def gpu_like(monkeypatch):
-    import medllm_core.training.padding_free as pf
+    import medllm_core.library.training.padding_free as pf
 
     monkeypatch.setattr(pf, "varlen_usable", lambda: (True, "test"))
     monkeypatch.setattr(speed, "liger_installed", lambda: True)
@@ -130,8 +130,8 @@ def test_selective_checkpointing_callback_turns_layers_off():
 
 
 def test_dry_run_shows_the_memory_estimate(tmp_path):
-    from medllm_core.memory_preview import preview_memory
-    from medllm_core.profile import load_profile
+    from medllm_core.kernel.profile import load_profile
+    from medllm_core.library.memory_preview import preview_memory
 
     root = Path(__file__).resolve().parents[1]
     preview = preview_memory(load_profile(root / "profiles" / "rtx4090_24g.toml"), 22.0)

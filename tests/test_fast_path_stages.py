@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from medllm_core.library.training import fast_path, speed
 from medllm_core.testing import run_pipeline
-from medllm_core.training import fast_path, speed
 
 
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
-    import medllm_core.training.padding_free as pf
+    import medllm_core.library.training.padding_free as pf
 
     mp = pytest.MonkeyPatch()
     mp.setattr(fast_path, "stage_hardware", lambda ctx: speed.SpeedHardware("cuda", 80.0, 9, "pretend H100"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.profile import ENV_OVERRIDES
+from medllm_core.kernel.profile import ENV_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "profiles" / "cpu_tiny.toml"
@@ -78,8 +78,8 @@ def headless(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_core_and_plugin_module_imports(headless: dict) -> None:
     assert not headless["import_errors"], "\n".join(f"{k}:\n{v}" for k, v in headless["import_errors"].items())
     imported = set(headless["imported"])
-    for name in ("medllm_core.profile", "medllm_core.runner", "medllm_core.data.loader",
-                 "medllm_core.training.sft", "plugins.sft", "plugins.preflight", "plugins.completion_check"):
+    for name in ("medllm_core.kernel.profile", "medllm_core.kernel.runner", "medllm_core.library.data.loader",
+                 "medllm_core.library.training.sft", "plugins.sft", "plugins.preflight", "plugins.completion_check"):
         assert name in imported
 
 

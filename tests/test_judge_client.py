@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from medllm_core.errors import ConfigError
-from medllm_core.judges import (
+from medllm_core.kernel.errors import ConfigError
+from medllm_core.kernel.profile import JudgesSection
+from medllm_core.library.judges import (
     JudgeClient,
     JudgeConfig,
     JudgeRequest,
@@ -34,7 +35,6 @@ from medllm_core.judges import (
     require_keys,
     retry_after_seconds,
 )
-from medllm_core.profile import JudgesSection
 from tests.judge_server import DEFAULT_VERDICT, GARBAGE, JudgeServer
 
 pytest.importorskip("openai")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.plugin_manager import load_plugins
-from medllm_core.profile import load_profile
-from medllm_core.runner import environment_secrets, execute, new_run_info
+from medllm_core.kernel.plugin_manager import load_plugins
+from medllm_core.kernel.profile import load_profile
+from medllm_core.kernel.runner import environment_secrets, execute, new_run_info
 from tests.conftest import REPO
 from tests.judge_server import JudgeServer
 
@@ -72,7 +72,7 @@ def test_judge_tables_fill_with_a_well_behaved_judge(good_run):
     assert set(judge["single"]) == {"base", "sft", "dpo"}
     assert judge["single"]["sft"]["scored"] == 4 and judge["single"]["sft"]["mean"]["overall"] == 7
     # the stub judge always prefers answer A: the two orders disagree, so every pair is a tie
-    assert judge["pairwise_vs_sft"]["dpo"] == {"wins": 0, "ties": 4, "losses": 0, "n": 4, "failed": 0}
+    assert judge["pairwise_vs_baseline"]["dpo"] == {"wins": 0, "ties": 4, "losses": 0, "n": 4, "failed": 0}
     items = [json.loads(x) for x in (out / "reports/eval/judge_items.jsonl").read_text().splitlines()]
     assert all(i["model"] == "judge-test-model" and i["prompt_version"] and i["raw"] for i in items)
     assert {i["parse_status"] for i in items} == {"ok"}

@@ -302,9 +302,9 @@ def test_readiness_is_false_when_a_required_report_is_missing(default_run, tmp_p
     import shutil
     from types import SimpleNamespace
 
-    from medllm_core.profile import load_profile
-    from medllm_core.thesis.inputs import ReportInputs
-    from medllm_core.thesis.readiness import evaluate_readiness
+    from medllm_core.kernel.profile import load_profile
+    from medllm_core.library.thesis.inputs import ReportInputs
+    from medllm_core.library.thesis.readiness import evaluate_readiness
     from tests.conftest import REPO
 
     out, _ = default_run

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from medllm_core import hook_reference, hookspecs
+from medllm_core.kernel import hook_reference, hookspecs
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "hooks.md"
@@ -77,6 +77,6 @@ def register_stages(''')
 
 
 def test_check_command_passes_on_the_committed_file() -> None:
-    ok = subprocess.run([sys.executable, "-m", "medllm_core.hook_reference", "--check"], cwd=REPO,
+    ok = subprocess.run([sys.executable, "-m", "medllm_core.kernel.hook_reference", "--check"], cwd=REPO,
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr

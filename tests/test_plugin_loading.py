@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.plugin_manager import ALLOW_ENV, BLOCK_ENV, load_plugins
+from medllm_core.kernel.plugin_manager import ALLOW_ENV, BLOCK_ENV, load_plugins
 from tests.conftest import run_cli
 
 _unique = itertools.count()
 
 STAGE_PLUGIN = '''
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageResult, StageSpec
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageResult, StageSpec
 
 
 @hookimpl
@@ -24,7 +24,7 @@ def register_stages(register):
 '''
 
 FAILING_PLUGIN = '''
-from medllm_core.hookspecs import hookimpl
+from medllm_core.kernel.hookspecs import hookimpl
 
 
 @hookimpl
@@ -33,7 +33,7 @@ def register_stages(register):
 '''
 
 WRONG_TYPE_PLUGIN = '''
-from medllm_core.hookspecs import hookimpl
+from medllm_core.kernel.hookspecs import hookimpl
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.errors import ConfigError
+from medllm_core.kernel.errors import ConfigError
 from medllm_tui.plugin_scaffold import create_plugin, plugin_names
 from tests.conftest import REPO, run_cli
 

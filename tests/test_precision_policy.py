@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from medllm_core.hardware import GpuInfo, HardwareInfo, choose_precision
-from medllm_core.training.precision import model_dtype, trainer_precision_kwargs
+from medllm_core.kernel.hardware import GpuInfo, HardwareInfo, choose_precision
+from medllm_core.library.training.precision import model_dtype, trainer_precision_kwargs
 
 
 def _gpus(*capabilities: tuple[int, int]) -> HardwareInfo:

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from medllm_core.errors import ConfigError, ExitCode
-from medllm_core.plugin_manager import StageRegistry, load_plugins
-from medllm_core.profile import (
+from medllm_core.kernel.errors import ConfigError, ExitCode
+from medllm_core.kernel.graph import plan_stages
+from medllm_core.kernel.plugin_manager import StageRegistry, load_plugins
+from medllm_core.kernel.profile import (
     MODEL_TIERS,
     Profile,
     dump_profile,
@@ -23,10 +24,9 @@ from medllm_core.profile import (
     model_slug,
     save_profile,
 )
-from medllm_core.runner import plan_stages
-from medllm_core.schema import build
-from medllm_core.stages import StageKind, StageResult, StageSpec
-from medllm_core.training.settings import TrainingSettings
+from medllm_core.kernel.schema import build
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
+from medllm_core.library.training.settings import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from medllm_core.plugin_manager import load_plugins
-from medllm_core.profile import ENV_OVERRIDES, load_profile
+from medllm_core.kernel.plugin_manager import load_plugins
+from medllm_core.kernel.profile import ENV_OVERRIDES, load_profile
 from tests.conftest import REPO
 
 

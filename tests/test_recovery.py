@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from medllm_core.plugin_manager import load_plugins
-from medllm_core.profile import load_profile
-from medllm_core.runner import execute, new_run_info
-from medllm_core.training import trl_common
-from medllm_core.training.recovery import Attempt, next_after_loss_guard, next_after_oom
+from medllm_core.kernel.plugin_manager import load_plugins
+from medllm_core.kernel.profile import load_profile
+from medllm_core.kernel.runner import execute, new_run_info
+from medllm_core.library.training import trl_common
+from medllm_core.library.training.recovery import Attempt, next_after_loss_guard, next_after_oom
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -179,8 +179,8 @@ def test_loss_guard_policy_fp16_goes_to_fp32_first():
 
 
 def test_stop_request_stops_at_a_step_with_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
-    from medllm_core.context import STOP_FILE
-    from medllm_core.resume import prepare_resume
+    from medllm_core.kernel.context import STOP_FILE
+    from medllm_core.kernel.resume import prepare_resume
 
     profile, registry = _profile(tmp_path, **{"stages.sft.save_steps": 100})
     run = new_run_info(profile)

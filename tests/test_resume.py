@@ -20,16 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.atomic import write_json
-from medllm_core.errors import ConfigError, ExitCode
-from medllm_core.events import EventReader
-from medllm_core.fingerprint import stage_fingerprints
-from medllm_core.hardware import probe_hardware
-from medllm_core.plugin_manager import StageRegistry, load_plugins
-from medllm_core.profile import DataSection, Profile, load_profile
-from medllm_core.resume import latest_run_dir, prepare_resume
-from medllm_core.runner import execute, plan_stages
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.atomic import write_json
+from medllm_core.kernel.errors import ConfigError, ExitCode
+from medllm_core.kernel.events import EventReader
+from medllm_core.kernel.fingerprint import stage_fingerprints
+from medllm_core.kernel.graph import plan_stages
+from medllm_core.kernel.hardware import probe_hardware
+from medllm_core.kernel.plugin_manager import StageRegistry, load_plugins
+from medllm_core.kernel.profile import DataSection, Profile, load_profile
+from medllm_core.kernel.resume import latest_run_dir, prepare_resume
+from medllm_core.kernel.runner import execute
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 from tests.conftest import REPO, run_cli
 
 SLUG = "tiny_qwen2"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medllm_core.evaluation.risk_rules import prescreen, screen
+from medllm_core.library.evaluation.risk_rules import prescreen, screen
 
 
 @pytest.mark.parametrize("category, reply, severity", [

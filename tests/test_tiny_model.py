@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("trl")
 
-from medllm_core.tiny_model import (  # noqa: E402
+from medllm_core.library.tiny_model import (  # noqa: E402
     MARKER_FILE,
     TINY_MODEL_ID,
     build_tiny_model,

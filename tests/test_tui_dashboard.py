@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import RichLog
 
-from medllm_core.context import STOP_FILE
+from medllm_core.kernel.context import STOP_FILE
 from medllm_tui.app import MedllmApp
 from medllm_tui.cli import main
 from medllm_tui.gpu import NvmlSampler

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.profile import load_profile, save_profile
+from medllm_core.kernel.profile import load_profile, save_profile
 from medllm_tui.app import MedllmApp
 from medllm_tui.launch import process_alive
 from medllm_tui.screens.dashboard import DashboardScreen
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 DRIVER = r"""
 import asyncio, sys
 from pathlib import Path
-from medllm_core.hardware import HardwareInfo
+from medllm_core.kernel.hardware import HardwareInfo
 from medllm_tui.app import MedllmApp
 from medllm_tui.deps import TuiDeps
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medllm_core.profile import load_profile
+from medllm_core.kernel.profile import load_profile
 from medllm_tui.app import MedllmApp
 from medllm_tui.screens.dashboard import DashboardScreen
 from medllm_tui.screens.wizard import ConfirmStep, OptionsStep, ProfileStep, TierStep
@@ -129,7 +129,7 @@ async def test_custom_model_dry_run_and_save_only(tmp_path: Path) -> None:
 
 
 def test_recommendations_follow_the_seed() -> None:
-    from medllm_core.hardware import GpuInfo, HardwareInfo
+    from medllm_core.kernel.hardware import GpuInfo, HardwareInfo
 
     def cuda(*cards: tuple[str, float, tuple[int, int]]) -> HardwareInfo:
         return HardwareInfo("cuda", [GpuInfo(i, n, m, c) for i, (n, m, c) in enumerate(cards)])

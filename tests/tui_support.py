@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from medllm_core.env_file import EnvFileStatus
-from medllm_core.hardware import GpuInfo, HardwareInfo
+from medllm_core.kernel.hardware import GpuInfo, HardwareInfo
+from medllm_core.library.env_file import EnvFileStatus
 from medllm_tui.deps import TuiDeps
 from medllm_tui.gpu import GpuMemory, GpuReading
 from medllm_tui.launch import LaunchedRun

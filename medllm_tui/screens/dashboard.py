@@ -17,8 +17,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
-from medllm_core.context import STOP_FILE
-from medllm_core.events import EventReader
+from medllm_core.kernel.context import STOP_FILE
+from medllm_core.kernel.events import EventReader
 from medllm_tui.gpu import GpuReading
 from medllm_tui.launch import LaunchedRun, find_run_dir
 from medllm_tui.run_view import RunView

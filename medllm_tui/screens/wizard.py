@@ -18,9 +18,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from medllm_core.errors import MedllmError
-from medllm_core.hardware import HardwareInfo
-from medllm_core.profile import Profile, dump_profile
+from medllm_core.kernel.errors import MedllmError
+from medllm_core.kernel.hardware import HardwareInfo
+from medllm_core.kernel.profile import Profile, dump_profile
 from medllm_tui.wizard_model import (
     CUSTOM_TIER,
     TIER_CHOICES,

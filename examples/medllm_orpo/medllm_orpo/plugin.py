@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from medllm_core.context import StageContext
-from medllm_core.hookspecs import hookimpl
-from medllm_core.stages import StageKind, StageResult, StageSpec
-from medllm_core.training.settings import TrainingSettings, describe_training_plan
+from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
+from medllm_core.library.training.settings import TrainingSettings, describe_training_plan
 
 
 @dataclass
@@ -34,7 +34,7 @@ def _run(ctx: StageContext) -> StageResult:
 def _check_inputs(ctx: StageContext) -> None:
     # Same preference file as DPO/SimPO: reject a malformed one before any stage trains.
     if ctx.gate.training_allowed:
-        from medllm_core.training.preference_data import check_preference_inputs
+        from medllm_core.library.training.preference_data import check_preference_inputs
 
         check_preference_inputs(ctx)
 

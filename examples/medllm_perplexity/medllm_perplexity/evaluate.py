@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from medllm_core.atomic import write_json, write_text
-from medllm_core.context import StageContext
-from medllm_core.stages import StageResult, StageStatus
+from medllm_core.kernel.atomic import write_json, write_text
+from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.stages import StageResult, StageStatus
 from medllm_perplexity.plugin import heldout_file
 
 IGNORE = -100  # label value the loss skips

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medllm_core.context import StageContext
-from medllm_core.errors import ConfigError, Location
-from medllm_core.hookspecs import hookimpl
-from medllm_core.schema import SchemaError
-from medllm_core.stages import StageKind, StageResult, StageSpec
+from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.kernel.hookspecs import hookimpl
+from medllm_core.kernel.schema import SchemaError
+from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 
 BUNDLED_HELDOUT = Path(__file__).with_name("heldout_medical.jsonl")
 

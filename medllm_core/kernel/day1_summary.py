@@ -1,0 +1,108 @@
+"""``reports/migration/day1_run_summary.md``: the first file a user opens after a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medllm_core.kernel.atomic import write_text
+from medllm_core.kernel.errors import ExitCode
+
+if TYPE_CHECKING:
+    from medllm_core.kernel.context import RunContext
+    from medllm_core.kernel.runner import RunOutcome
+
+EXIT_MEANING = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL_ERROR: "internal error",
+    ExitCode.CONFIG_ERROR: "configuration or data error",
+    ExitCode.PREFLIGHT_BLOCKED: "stopped by the preflight VRAM gate",
+    ExitCode.STAGE_FAILED: "a stage failed",
+    ExitCode.STRICT_CHECK_FAILED: "strict completion check failed",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
+
+def _rel(path: str | None, root: Path) -> str:
+    if not path:
+        return "-"
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
+    root = context.run.output_dir
+    profile = context.profile
+    lines = [
+        "# Day-1 run summary",
+        "",
+        f"- Run: `{context.run.run_id}` (events: `{_rel(str(context.run.events_path), root)}`)",
+        f"- Profile: `{profile.name}` from `{profile.source_path}`",
+        f"- Model: `{profile.model.name_or_path}` (tier {profile.model.tier}, slug `{profile.model_slug}`)",
+        f"- Device: {context.hardware.describe()}",
+        f"- Precision: **{context.precision.dtype}** — {context.precision.reason}",
+        f"- VRAM gate: **{context.gate.verdict}** — {context.gate.reason}",
+        f"- Exit code: **{int(outcome.exit_code)}** ({EXIT_MEANING.get(outcome.exit_code, '?')})"
+        + (f" — {outcome.message}" if outcome.message else ""),
+        "",
+        "## Stages",
+        "",
+        "| stage | plugin | required | status | detail |",
+        "|---|---|---|---|---|",
+    ]
+    for planned in context.plan:
+        name = planned.spec.name
+        result = context.results.get(name)
+        if not planned.enabled:
+            status, detail = "disabled", "turned off in the profile"
+        elif result is None:
+            status, detail = "not run", ""
+        else:
+            status = str(result.status)
+            detail = result.reason or ", ".join(f"{k}={v}" for k, v in result.summary.items())
+        lines.append(f"| {name} | {planned.source_plugin} | {'yes' if planned.required else 'no'} | "
+                     f"{status} | {_cell(detail)} |")
+
+    strict = context.results.get("completion_check")
+    lines += ["", "## Completion", ""]
+    if strict is not None and "strict_pass" in strict.summary:
+        lines.append(f"- `strict_pass`: **{str(strict.summary['strict_pass']).lower()}** "
+                     "(see `reports/migration/gpu_completion_check.md`)")
+        for failure in strict.summary.get("failures", []):
+            lines.append(f"  - failed: {failure}")
+    else:
+        lines.append("- `strict_pass`: not evaluated in this run")
+
+    if context.decisions:
+        lines += ["", "## Decisions taken", ""]
+        for decision in context.decisions:
+            lines.append(f"- [{decision.stage or 'run'}] {decision.kind}: {decision.summary}")
+
+    preflight = context.preflight
+    if preflight:
+        env = preflight.get("env_file", {})
+        lines += ["", "## Preflight facts", ""]
+        lines.append(f"- .env: {'present' if env.get('exists') else 'missing'} at `{env.get('path')}`"
+                     + (f", mode {env.get('mode')}" if env.get("mode") else "")
+                     + (" — **readable by others: chmod 600 it**" if env.get("readable_by_others") else "")
+                     + f"; API key configured: {'yes' if env.get('api_key_configured') else 'no'}")
+        disk = preflight.get("disk", {})
+        lines.append(f"- Free disk at output: {disk.get('free_gb')} GB")
+        cache = preflight.get("hf_cache", {})
+        lines.append(f"- HF cache: `{cache.get('hub_cache')}` ({cache.get('free_gb')} GB free)"
+                     + (f" — {cache['advice']}" if cache.get("advice") else ""))
+
+    artifacts = [(name, r.metrics_path) for name, r in context.results.items() if r.metrics_path]
+    artifacts += [(name, r.checkpoint_path) for name, r in context.results.items() if r.checkpoint_path]
+    if artifacts:
+        lines += ["", "## Artifacts", ""]
+        lines += [f"- {name}: `{_rel(path, root)}`" for name, path in artifacts]
+    lines.append("")
+    return write_text(context.run.reports_dir / "migration" / "day1_run_summary.md",
+                      context.events.mask("\n".join(lines)))

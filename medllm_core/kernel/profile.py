@@ -1,0 +1,449 @@
+"""Profiles: the TOML schema, loading, overrides and saving.
+
+Precedence is file < environment < command line. The seed scripts' environment
+variables (MODEL_NAME, ALLOW_SKIP_TRAINING, ...) keep working as overrides.
+Stage tables (``[stages.<name>]``) are validated against the settings each
+registered stage declares, so a plugin's options are checked like built-in ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.kernel.schema import SchemaError, build, closest, coerce, to_table
+
+MODEL_TIERS = ("tiny", "7b", "14b")
+DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "preference", "kto")
+
+
+@dataclass
+class HardwareSection:
+    gpu_count: int = 0  # GPUs the profile expects; 0 means CPU is fine
+    min_vram_gb: float = 0.0  # per-GPU memory the profile was written for
+    device: str = "auto"  # auto | cpu | cuda
+
+    def validate(self, prefix: str) -> None:
+        _one_of(self.device, ("auto", "cpu", "cuda"), f"{prefix}.device")
+        if self.gpu_count < 0:
+            raise SchemaError(f"{prefix}.gpu_count", "must be >= 0")
+
+
+@dataclass
+class LoraSection:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+    def validate(self, prefix: str) -> None:
+        if self.r <= 0:
+            raise SchemaError(f"{prefix}.r", "must be > 0")
+
+
+@dataclass
+class ModelSection:
+    name_or_path: str = "Qwen/Qwen2.5-7B-Instruct"
+    tier: str = "7b"
+    slug: str = ""  # file-name form of the model, derived from name_or_path when empty
+    trust_remote_code: bool = False
+    lora: LoraSection = field(default_factory=LoraSection)
+
+    def validate(self, prefix: str) -> None:
+        _one_of(self.tier, MODEL_TIERS, f"{prefix}.tier")
+
+
+@dataclass
+class GatesSection:
+    min_vram_gb_7b: float = 18.0  # the seed's MIN_CUDA_MEM_GB_7B
+    min_vram_gb_14b: float = 36.0  # the seed's MIN_CUDA_MEM_GB_14B
+    allow_skip_training: bool = False
+    force_skip_training: bool = False
+    min_free_disk_gb: float = 50.0
+
+
+@dataclass
+class RunSection:
+    dry_run: bool = False
+    seed: int = 42
+
+
+@dataclass
+class JudgesSection:
+    llm_judge: bool = False
+    risk_judge: bool = False
+    v2_llm_fallback: bool = False
+    required: bool = False  # a judge that cannot run fails the run instead of being skipped
+    base_url: str = ""
+    model: str = "gpt-4o-mini"
+    timeout_s: float = 60.0  # per HTTP attempt
+    max_retries: int = 3  # extra attempts after 429 / 5xx / timeouts
+    max_concurrency: int = 4  # requests in flight at once
+    backoff_base_s: float = 1.0  # first retry waits about this long, doubling after
+
+
+@dataclass
+class DataSection:
+    path: str = ""
+    format: str = "auto"
+    dataset_info: str = ""  # LLaMA-Factory dataset_info.json
+    dataset_name: str = ""
+    eval_fraction: float = 0.0
+
+    def validate(self, prefix: str) -> None:
+        _one_of(self.format, DATA_FORMATS, f"{prefix}.format")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise SchemaError(f"{prefix}.eval_fraction", "must be in [0, 1)")
+
+
+@dataclass
+class StageToggle:
+    """Keys every ``[stages.<name>]`` table accepts, whatever the stage."""
+
+    enabled: bool | None = None  # None: the stage's own default
+    required: bool | None = None  # required stages count for strict_pass
+
+
+@dataclass
+class Profile:
+    name: str = "unnamed"
+    description: str = ""
+    output_root: str = "."
+    hardware: HardwareSection = field(default_factory=HardwareSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    gates: GatesSection = field(default_factory=GatesSection)
+    run: RunSection = field(default_factory=RunSection)
+    judges: JudgesSection = field(default_factory=JudgesSection)
+    data: dict[str, DataSection] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where the profile came from: relative data paths resolve against this folder.
+    # Not settable from TOML (init=False), only by the loader.
+    source_path: Path | None = field(default=None, init=False)
+    # dotted key -> "file" | "env:NAME" | "cli" (evidence of where each value came from)
+    sources: dict[str, str] = field(default_factory=dict, init=False)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source_path.parent if self.source_path else Path.cwd()
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(os.path.expanduser(self.output_root)).resolve()
+
+    @property
+    def model_slug(self) -> str:
+        return self.model.slug or model_slug(self.model.name_or_path)
+
+    def stage_table(self, name: str) -> dict[str, Any]:
+        return self.stages.get(name, {})
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        table = to_table(self)
+        table.pop("source_path", None)
+        table.pop("sources", None)
+        return table
+
+
+def model_slug(name_or_path: str) -> str:
+    """'Qwen/Qwen2.5-7B-Instruct' -> 'qwen25_7b' (the seed's file names)."""
+    base = Path(name_or_path.rstrip("/")).name.lower()
+    base = re.sub(r"[-_](instruct|chat|base)$", "", base)
+    base = base.replace(".", "")
+    base = re.sub(r"[^a-z0-9]+", "_", base).strip("_")
+    return base or "model"
+
+
+def _one_of(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        suggestion = closest(value, allowed)
+        hint = f"did you mean '{suggestion}'?" if suggestion else None
+        raise SchemaError(key, f"must be one of {', '.join(allowed)}; got '{value}'", hint)
+
+
+# --- environment overrides -------------------------------------------------
+
+# The seed's variables and what they override.
+ENV_OVERRIDES: dict[str, str] = {
+    "MODEL_NAME": "model.name_or_path",
+    "MODEL_TIER": "model.tier",
+    "ALLOW_SKIP_TRAINING": "gates.allow_skip_training",
+    "FORCE_SKIP_TRAINING": "gates.force_skip_training",
+    "MIN_CUDA_MEM_GB_7B": "gates.min_vram_gb_7b",
+    "MIN_CUDA_MEM_GB_14B": "gates.min_vram_gb_14b",
+    "ENABLE_LLM_JUDGE": "judges.llm_judge",
+    "ENABLE_LLM_RISK_JUDGE": "judges.risk_judge",
+    "ENABLE_V2_LLM_FALLBACK": "judges.v2_llm_fallback",
+    "DRY_RUN": "run.dry_run",
+    "DAY1_DRY_RUN": "run.dry_run",
+    "OPENAI_BASE_URL": "judges.base_url",
+    "MEDLLM_OUTPUT_ROOT": "output_root",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_env_value(name: str, raw: str, current: Any) -> Any:
+    """Parse an environment string into the type of the value it replaces."""
+    if isinstance(current, bool):
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(
+            f"environment variable {name}={raw!r} is not a boolean",
+            hint="use true or false",
+        )
+    if isinstance(current, (int, float)):
+        for number in (int, float):
+            try:
+                return number(raw)
+            except ValueError:
+                continue
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number")
+    return raw
+
+
+def parse_cli_value(raw: str) -> Any:
+    """`--set key=VALUE`: VALUE is read as a TOML value, else as a bare string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+# --- loading -----------------------------------------------------------------
+
+def find_key_line(text: str, dotted: str) -> int | None:
+    """Best-effort line number of ``dotted`` in TOML ``text`` (tomllib gives none)."""
+    parts = [p for p in re.split(r"\.(?![^\[]*\])", dotted) if p]
+    parts = [re.sub(r"\[\d+\]$", "", p) for p in parts]
+    current: list[str] = []
+    header_line: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#", 1)[0].strip()
+        if not stripped:
+            continue
+        header = re.fullmatch(r"\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            current = [p.strip().strip('"').strip("'") for p in header.group(1).split(".")]
+            if current == parts:
+                header_line = number
+            continue
+        match = re.match(r"([A-Za-z0-9_.\-\"' ]+?)\s*=", stripped)
+        if not match:
+            continue
+        key = [p.strip().strip('"').strip("'") for p in match.group(1).split(".")]
+        if current + key == parts:
+            return number
+        if parts[: len(current) + len(key)] == current + key and header_line is None:
+            header_line = number  # an inline table that holds the key
+    if header_line is not None:
+        return header_line
+    if len(parts) > 1:
+        return find_key_line(text, ".".join(parts[:-1]))
+    return None
+
+
+def profile_location(profile: Profile, dotted: str) -> Location:
+    """Where ``dotted`` is set: the profile file and line, or only the key when it came from --set / env."""
+    origin = profile.sources.get(dotted.split("[", 1)[0], "file")
+    if profile.source_path is None or origin != "file":
+        return Location(key=dotted)
+    try:
+        text = profile.source_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return Location(file=str(profile.source_path), key=dotted)
+    return Location(file=str(profile.source_path), line=find_key_line(text, dotted), key=dotted)
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    if not path.exists():
+        raise ConfigError("profile not found", Location(file=str(path)), hint=_profile_hint(path))
+    if path.is_dir():
+        raise ConfigError("profile path is a folder, expected a .toml file", Location(file=str(path)))
+    text = path.read_text(encoding="utf-8")
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        # Python < 3.14 has no .lineno: the line is only in the message text.
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        message = getattr(exc, "msg", str(exc))
+        raise ConfigError(f"invalid TOML: {message}", Location(file=str(path), line=line)) from None
+
+
+def _profile_hint(path: Path) -> str | None:
+    folders = [path.parent] if path.parent.exists() and path.parent.resolve() != Path.cwd().resolve() else []
+    folders += [Path("profiles"), shipped_profiles_dir()]
+    for folder in folders:
+        stems = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+        guess = closest(path.stem, stems)
+        if guess:
+            return f"did you mean '{folder / guess}.toml'?"
+    shipped = sorted(p.stem for p in shipped_profiles_dir().glob("*.toml"))
+    return f"shipped profiles: {', '.join(shipped)}" if shipped else None
+
+
+def resolve_profile_path(spec: str) -> Path:
+    """Accept a path, or a bare name found in ./profiles or the shipped profiles."""
+    candidate = Path(os.path.expanduser(spec))
+    if candidate.exists() or candidate.suffix == ".toml" or "/" in spec:
+        return candidate
+    for folder in (Path.cwd() / "profiles", shipped_profiles_dir()):
+        found = folder / f"{spec}.toml"
+        if found.exists():
+            return found
+    return candidate
+
+
+def shipped_profiles_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "profiles"
+
+
+def set_dotted(table: dict[str, Any], dotted: str, value: Any) -> None:
+    node = table
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set '{dotted}': '{part}' is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def get_dotted(table: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = table
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def load_profile(
+    spec: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cli_overrides: Mapping[str, Any] | None = None,
+    stage_schemas: Mapping[str, type | None] | None = None,
+) -> Profile:
+    """Load a profile file and apply environment then command-line overrides.
+
+    ``stage_schemas`` maps each registered stage name to its settings dataclass
+    (or None when it has no settings); when given, ``[stages.*]`` tables are
+    validated against it.
+    """
+    path = resolve_profile_path(str(spec)).resolve() if not Path(spec).is_absolute() else Path(spec)
+    raw, text = read_toml(path)
+    merged = copy.deepcopy(raw)
+    sources: dict[str, str] = {key: "file" for key in _leaf_keys(raw)}
+    defaults = to_table(Profile())
+    env = os.environ if environ is None else environ
+    for name, dotted in ENV_OVERRIDES.items():
+        if name in env:
+            current = get_dotted(merged, dotted, get_dotted(defaults, dotted))
+            set_dotted(merged, dotted, parse_env_value(name, env[name], current))
+            sources[dotted] = f"env:{name}"
+    for dotted, value in (cli_overrides or {}).items():
+        set_dotted(merged, dotted, value)
+        sources[dotted] = "cli"
+
+    def fail(exc: SchemaError) -> ConfigError:
+        origin = sources.get(exc.key, "file")
+        if origin.startswith("env:"):
+            where = Location(key=exc.key)
+            message = f"{exc.message} (from environment variable {origin[4:]})"
+        elif origin == "cli":
+            where = Location(key=exc.key)
+            message = f"{exc.message} (from --set)"
+        else:
+            where = Location(file=str(path), line=find_key_line(text, exc.key), key=exc.key)
+            message = exc.message
+        return ConfigError(message, where, exc.hint)
+
+    try:
+        profile = build(Profile, {k: v for k, v in merged.items() if k not in ("data", "stages")})
+        profile.data = {
+            stage: build(DataSection, _table(value, f"data.{stage}"), f"data.{stage}")
+            for stage, value in _table(merged.get("data", {}), "data").items()
+        }
+        stages = _table(merged.get("stages", {}), "stages")
+        if stage_schemas is not None:
+            stages = {name: validate_stage_table(name, _table(value, f"stages.{name}"), stage_schemas)
+                      for name, value in stages.items()}
+        profile.stages = stages
+    except SchemaError as exc:
+        raise fail(exc) from None
+    profile.source_path = path
+    profile.sources = sources
+    return profile
+
+
+def validate_stage_table(name: str, table: dict[str, Any], schemas: Mapping[str, type | None]) -> dict[str, Any]:
+    """Check one ``[stages.<name>]`` table; return it with defaults filled in."""
+    prefix = f"stages.{name}"
+    if name not in schemas:
+        suggestion = closest(name, schemas)
+        hint = f"did you mean '{suggestion}'?" if suggestion else f"known stages: {', '.join(sorted(schemas))}"
+        raise SchemaError(prefix, "unknown stage (no loaded plugin registers it)", hint)
+    toggle_keys = {"enabled", "required"}
+    toggles = {k: v for k, v in table.items() if k in toggle_keys}
+    build(StageToggle, toggles, prefix)
+    settings_cls = schemas[name]
+    rest = {k: v for k, v in table.items() if k not in toggle_keys}
+    if settings_cls is None:
+        if rest:
+            key = next(iter(rest))
+            raise SchemaError(f"{prefix}.{key}", "unknown key", "this stage takes only 'enabled' and 'required'")
+        return dict(toggles)
+    try:
+        settings = build(settings_cls, rest, prefix)
+    except SchemaError as exc:
+        if exc.message == "unknown key":
+            leaf = exc.key.rsplit(".", 1)[-1]
+            valid = [f.name for f in settings_cls.__dataclass_fields__.values()] + sorted(toggle_keys)
+            suggestion = closest(leaf, valid)
+            exc.hint = f"did you mean '{suggestion}'?" if suggestion else f"valid keys: {', '.join(valid)}"
+        raise
+    return {**toggles, **to_table(settings)}
+
+
+def _table(value: Any, key: str) -> dict[str, Any]:
+    coerce(value, dict[str, Any], key)
+    return value
+
+
+def _leaf_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for key, value in table.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            keys.extend(_leaf_keys(value, dotted))
+        else:
+            keys.append(dotted)
+    return keys
+
+
+def dump_profile(profile: Profile) -> str:
+    return tomli_w.dumps(profile.to_toml_dict())
+
+
+def save_profile(profile: Profile, path: Path) -> Path:
+    from medllm_core.kernel.atomic import write_text
+
+    return write_text(path, dump_profile(profile))

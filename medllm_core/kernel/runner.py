@@ -1,0 +1,351 @@
+"""Run the planned stages in graph order, writing every step to events.jsonl.
+
+The runner knows nothing about training or any stage by name: it plans (the
+artifact graph, toggles), probes the hardware, takes the precision decision,
+asks the gate stage for the gate, calls stages and turns their results (and
+the check stages' verdicts) into an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from medllm_core.kernel import events as ev
+from medllm_core.kernel.atomic import write_json, write_text
+from medllm_core.kernel.context import STOP_FILE, PlannedStage, RunContext, RunInfo, StageContext
+from medllm_core.kernel.errors import ExitCode, MedllmError, PreflightBlocked
+from medllm_core.kernel.events import EventLog
+from medllm_core.kernel.gate import GateVerdict
+from medllm_core.kernel.graph import plan_stages
+from medllm_core.kernel.hardware import HardwareInfo, choose_precision, probe_hardware
+from medllm_core.kernel.plugin_manager import StageRegistry
+from medllm_core.kernel.profile import Profile, dump_profile
+from medllm_core.kernel.resume import STATE_FILE, PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
+from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
+
+
+@dataclass
+class RunOutcome:
+    exit_code: ExitCode
+    run_dir: Path
+    results: dict[str, StageResult]
+    message: str = ""
+
+
+def new_run_info(profile: Profile, run_dir: Path | None = None) -> RunInfo:
+    output_dir = profile.output_dir
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{profile.name}-{os.getpid()}"
+        run_dir = output_dir / "reports" / "runs" / run_id
+    return RunInfo(run_id=run_dir.name, output_dir=output_dir, run_dir=run_dir)
+
+
+def start_run(
+    profile: Profile,
+    registry: StageRegistry,
+    run: RunInfo,
+    *,
+    hardware: HardwareInfo | None = None,
+    secrets: tuple[str, ...] = (),
+    previous: PreviousRun | None = None,
+) -> RunContext:
+    """Create the run folder, save the effective profile and take the run-wide decisions.
+
+    With ``previous`` (``--resume``) the run folder is reused: events are appended
+    and ``RunContext.resume`` is set.
+    """
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_stages(profile, registry)
+    archived = archive_changed_profile(run, profile, previous) if previous is not None else None
+    write_text(run.run_dir / "effective_profile.toml", dump_profile(profile))
+    write_json(run.run_dir / "profile_sources.json", profile.sources)
+    events = EventLog(run.events_path, secrets=secrets)
+    hardware = hardware or probe_hardware(profile.hardware.device)
+    context = RunContext(
+        profile=profile,
+        run=run,
+        events=events,
+        hardware=hardware,
+        precision=choose_precision(hardware),
+        gate=GateVerdict.open(),
+        plan=plan,
+        resume=previous is not None,
+    )
+    context.gate = evaluate_gate(context)
+    events.emit(
+        ev.RUN_STARTED,
+        run_id=run.run_id,
+        profile=profile.name,
+        profile_path=str(profile.source_path),
+        output_dir=str(run.output_dir),
+        run_dir=str(run.run_dir),
+        argv=sys.argv,
+        hardware=hardware.to_dict(),
+        host=socket.gethostname(),
+        resumed=previous is not None,
+        attempt=previous.attempt + 1 if previous is not None else 1,
+    )
+    if archived is not None:
+        events.emit(ev.LOG, level="info", message=f"the profile differs from the previous attempt's; "
+                                                  f"that one is kept as {archived.name}")
+    for record in registry.plugins:
+        events.emit(ev.PLUGIN, name=record.name, source=record.source, status=record.status,
+                    reason=record.reason, stages=record.stages)
+    for warning in registry.warnings:
+        events.emit(ev.LOG, level="warning", message=warning)
+    events.emit(ev.PLAN, **describe_plan(context))
+    return context
+
+
+def evaluate_gate(context: RunContext) -> GateVerdict:
+    """The gate of the first enabled stage that declares one (the built-in preflight); open otherwise."""
+    for planned in context.plan:
+        if planned.enabled and planned.spec.gate is not None:
+            return planned.spec.gate(StageContext(context, planned))
+    return GateVerdict.open()
+
+
+def describe_plan(context: RunContext) -> dict[str, Any]:
+    stages = []
+    for planned in context.plan:
+        line = ""
+        if planned.enabled and planned.spec.describe_plan is not None:
+            try:
+                line = planned.spec.describe_plan(StageContext(context, planned))
+            except Exception as exc:  # a plan line must never stop a dry run
+                line = f"(plan unavailable: {exc})"
+        stages.append({
+            "name": planned.spec.name,
+            "kind": str(planned.spec.kind),
+            "enabled": planned.enabled,
+            "required": planned.required,
+            "requires": list(planned.spec.requires),
+            "upstream": list(planned.upstream),
+            "consumes": [ref.key() for ref in planned.inputs],
+            "produces": list(planned.spec.produces),
+            "plugin": planned.source_plugin,
+            "detail": line,
+        })
+    return {
+        "stages": stages,
+        "precision": {"dtype": context.precision.dtype, "reason": context.precision.reason},
+        "gate": {"verdict": context.gate.verdict, "reason": context.gate.reason, "facts": context.gate.facts},
+        "hardware": context.hardware.describe(),
+    }
+
+
+def _dependency_problem(context: RunContext, planned: PlannedStage) -> str | None:
+    for dep in planned.spec.requires:
+        result = context.results.get(dep)
+        dep_plan = context.planned(dep)
+        if dep_plan is not None and not dep_plan.enabled:
+            return f"requires stage '{dep}', which is disabled"
+        if result is None:
+            return f"requires stage '{dep}', which did not run"
+        if not result.ok:
+            because = f": {result.reason}" if result.reason else ""
+            return f"requires stage '{dep}', which was {result.status}{because}"
+    return None
+
+
+def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutcome:
+    events = context.events
+    ledger = ledger or RunLedger.for_context(context)
+    context.fingerprints = dict(ledger.fingerprints)
+    exit_code = ExitCode.OK
+    message = ""
+    stop_reason: str | None = None
+    for planned in context.plan:
+        name = planned.spec.name
+        if not planned.enabled:
+            continue
+        if stop_reason is not None:
+            result = StageResult.skipped(stop_reason)
+            context.results[name] = result
+            events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=0.0)
+            continue
+        events.emit(ev.STAGE_STARTED, name, kind=str(planned.spec.kind), required=planned.required,
+                    fingerprint=ledger.fingerprints.get(name))
+        started = time.monotonic()
+        problem = _dependency_problem(context, planned)
+        continue_stage = False
+        if problem is None and ledger.resuming:
+            verdict = ledger.assess(context, planned)
+            for level, line in verdict.logs:
+                events.emit(ev.LOG, name, level=level, message=line)
+            if verdict.reuse is not None:
+                ledger.restore(context, planned, verdict.reuse)
+                events.emit(ev.STAGE_FINISHED, name, **verdict.reuse.to_dict(),
+                            duration_s=round(time.monotonic() - started, 3), reused=True)
+                _save_state(context, ledger)
+                continue
+            continue_stage = verdict.continue_stage
+        if problem is not None:
+            result = StageResult.skipped(problem)
+        else:
+            ledger.running[name] = ledger.fingerprints.get(name, "")
+            _save_state(context, ledger)
+            # RunContext.resume is what a stage reads: while it runs, True only when this
+            # stage continues its own interrupted work (same inputs, same upstream results).
+            context.resume = continue_stage
+            try:
+                result = _call_stage(context, planned)
+            finally:
+                context.resume = ledger.resuming
+        if isinstance(result, PreflightBlocked):
+            exit_code, message = ExitCode.PREFLIGHT_BLOCKED, result.render()
+            stop_reason = "run stopped by the preflight gate"
+            result = StageResult.failed(result.render())
+        context.results[name] = result
+        ledger.finished(name, result)
+        events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=round(time.monotonic() - started, 3))
+        _save_state(context, ledger)
+        if stop_reason is None and (context.run.run_dir / STOP_FILE).exists():
+            # The TUI's stop action (or `touch RUN_DIR/STOP`): training stopped at a step boundary with a
+            # checkpoint; nothing else starts. `--resume` continues from there.
+            exit_code, message = ExitCode.INTERRUPTED, "stopped on request; continue with --resume"
+            stop_reason = "run stopped on request (STOP file)"
+    if exit_code == ExitCode.OK:
+        exit_code, message = _exit_from_results(context)
+    return RunOutcome(exit_code, context.run.run_dir, dict(context.results), message)
+
+
+def _exit_from_results(context: RunContext) -> tuple[ExitCode, str]:
+    failed = [n for n, r in context.results.items() if r.status == StageStatus.FAILED]
+    if failed:
+        return ExitCode.STAGE_FAILED, f"stage(s) failed: {', '.join(failed)}"
+    for planned in context.plan:
+        if not planned.enabled or StageKind(planned.spec.kind) != StageKind.CHECK:
+            continue
+        result = context.results.get(planned.spec.name)
+        if result is None or not result.ok:
+            return ExitCode.STRICT_CHECK_FAILED, f"check '{planned.spec.name}' did not run"
+        if result.verdict is False:
+            because = result.reason or "verdict false"
+            return ExitCode.STRICT_CHECK_FAILED, f"check '{planned.spec.name}' failed: {because}"
+    return ExitCode.OK, ""
+
+
+def check_inputs(context: RunContext) -> None:
+    """Let every enabled stage reject bad input before any GPU time is spent."""
+    for planned in context.plan:
+        if planned.enabled and planned.spec.check_inputs is not None:
+            planned.spec.check_inputs(StageContext(context, planned))
+
+
+def dry_run(context: RunContext) -> RunOutcome:
+    """Validate inputs and report the plan; trains nothing and writes no contract files."""
+    check_inputs(context)
+    context.events.emit(ev.RUN_FINISHED, exit_code=0, status="dry_run", message="dry run: nothing trained")
+    context.events.close()
+    return RunOutcome(ExitCode.OK, context.run.run_dir, {}, "dry run: nothing trained")
+
+
+def _call_stage(context: RunContext, planned: PlannedStage) -> StageResult | PreflightBlocked:
+    from medllm_core.kernel.distributed import processes_for, run_stage_distributed
+
+    stage_context = StageContext(context, planned)
+    processes = processes_for(context, planned)
+    try:
+        if processes > 1:
+            result = run_stage_distributed(context, planned, processes)
+        else:
+            result = planned.spec.run(stage_context)
+    except PreflightBlocked as exc:
+        return exc
+    except MedllmError as exc:
+        return StageResult.failed(exc.render())
+    except Exception as exc:
+        log_path = context.run.run_dir / f"{planned.spec.name}_traceback.txt"
+        write_text(log_path, context.events.mask(traceback.format_exc()))
+        return StageResult.failed(f"{type(exc).__name__}: {context.events.mask(str(exc))} (traceback: {log_path})")
+    if not isinstance(result, StageResult):
+        return StageResult.failed(f"stage returned {type(result).__name__}, expected StageResult")
+    return result
+
+
+def _save_state(context: RunContext, ledger: RunLedger) -> None:
+    """``run_state.json``: each stage's result with the fingerprint it was produced under.
+
+    Stages this attempt has not reached yet keep what the previous attempt
+    recorded, so a resume that is itself interrupted loses nothing.
+    """
+    previous = ledger.previous
+    touched = set(context.results) | set(ledger.running)
+    carried = [name for name in previous.get("results", {}) if name not in touched]
+    results = {name: previous["results"][name] for name in carried}
+    results.update({name: result.to_dict() for name, result in context.results.items()})
+
+    def merged(key: str, current: Mapping[str, Any]) -> dict[str, Any]:
+        older = previous.get(key, {})
+        return {**{n: older[n] for n in carried if n in older}, **current}
+
+    running_before = {n: fp for n, fp in previous.get("running", {}).items() if n not in touched}
+    decisions = [d.to_dict() for d in context.decisions]
+    decisions += [d for d in previous.get("decisions", []) if d.get("stage") in carried]
+    write_json(context.run.run_dir / STATE_FILE, {
+        "run_id": context.run.run_id,
+        "attempt": ledger.attempt,
+        "results": results,
+        "fingerprints": merged("fingerprints", {n: ledger.fingerprints.get(n) for n in context.results}),
+        "artifacts": merged("artifacts", {n: ledger.signatures[n] for n in context.results if n in ledger.signatures}),
+        "inputs": merged("inputs", {n: ledger.inputs.get(n) for n in context.results}),
+        "running": {**running_before, **ledger.running},
+        "decisions": decisions,
+    })
+
+
+def finish_run(context: RunContext, outcome: RunOutcome) -> None:
+    from medllm_core.kernel.day1_summary import write_day1_summary
+
+    summary_path = write_day1_summary(context, outcome)
+    context.events.emit(
+        ev.RUN_FINISHED,
+        exit_code=int(outcome.exit_code),
+        status=outcome.exit_code.name.lower(),
+        message=outcome.message,
+        summary=str(summary_path),
+    )
+    context.events.close()
+
+
+def execute(profile: Profile, registry: StageRegistry, *, run: RunInfo | None = None,
+            hardware: HardwareInfo | None = None, secrets: tuple[str, ...] = (),
+            resume: PreviousRun | None = None) -> RunOutcome:
+    """Plan, run every enabled stage, write the day-1 summary; never raises for stage errors.
+
+    ``resume`` (from ``prepare_resume``) continues an interrupted run in its own folder.
+    """
+    if resume is not None:
+        run = resume.run
+    run = run or new_run_info(profile)
+    context = start_run(profile, registry, run, hardware=hardware, secrets=secrets, previous=resume)
+    try:
+        if resume is not None:
+            sweep_leftovers(context)
+            (run.run_dir / STOP_FILE).unlink(missing_ok=True)  # the stop request was for the previous attempt
+        ledger = RunLedger.for_context(context, resume)
+        _save_state(context, ledger)
+        check_inputs(context)
+        outcome = run_stages(context, ledger)
+    except MedllmError as exc:
+        outcome = RunOutcome(exc.exit_code, run.run_dir, dict(context.results), exc.render())
+    except KeyboardInterrupt:
+        outcome = RunOutcome(ExitCode.INTERRUPTED, run.run_dir, dict(context.results), "interrupted")
+    finish_run(context, outcome)
+    return outcome
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    env = os.environ if environ is None else environ
+    return tuple(v for k, v in env.items() if k in ("OPENAI_API_KEY", "HF_TOKEN") and v)

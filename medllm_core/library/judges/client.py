@@ -1,0 +1,360 @@
+"""The judge client: one JSON verdict per prompt from an OpenAI-compatible endpoint.
+
+``JudgeClient.complete_json`` asks at temperature 0, retries what is worth
+retrying (429, 408 and 5xx with exponential backoff and jitter, honouring a capped
+Retry-After; timeouts and connection errors the same way; replies that are not an
+acceptable JSON object immediately), and always returns a ``JudgeResult`` instead
+of raising, so one bad item never loses a whole evaluation. ``map`` runs many
+requests on a thread pool; a semaphore keeps HTTP requests in flight at or below
+``config.max_concurrency`` however the client is called.
+
+The openai SDK's own retries are switched off (``max_retries=0``) so the attempt
+count recorded per item is the real one. The SDK is imported lazily: the core
+package must import on a machine without the ``judge`` extra.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from medllm_core.kernel.errors import ConfigError
+from medllm_core.library.judges.cache import CacheEntry, ResponseCache, cache_key
+from medllm_core.library.judges.config import JudgeConfig, judge_availability, redact
+from medllm_core.library.judges.parsing import ParseError, SchemaCheck, check_schema, extract_json_object
+
+if TYPE_CHECKING:
+    import openai
+
+log = logging.getLogger("medllm.judges")
+
+ParseStatus = Literal["ok", "parse_failure", "http_error", "timeout"]
+FAILURE_KINDS: tuple[ParseStatus, ...] = ("parse_failure", "http_error", "timeout")
+TEMPERATURE = 0.0  # judges must be as repeatable as the endpoint allows
+RETRYABLE_STATUS = frozenset({408, 429})  # plus every 5xx
+# A 429 that is a billing stop, not a rate limit: waiting will not help, and retrying
+# every item of a large evaluation would only delay the failure.
+FATAL_ERROR_CODES = frozenset({"insufficient_quota"})
+_MAX_ERROR_CHARS = 500  # enough to diagnose; a provider's HTML error page is not evidence
+_SDK_PREFIX = re.compile(r"^Error code: \d+ - ")  # the SDK's own prefix; we say "HTTP <code>:" already
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One question for the judge (what ``map`` takes)."""
+
+    prompt_id: str
+    prompt_version: str
+    messages: list[dict[str, Any]]
+    schema_check: SchemaCheck | None = None
+
+
+@dataclass
+class JudgeResult:
+    """What the judge answered for one item, with the evidence to store next to it."""
+
+    ok: bool
+    parsed: dict[str, Any] | None  # the accepted JSON object; None unless ok
+    raw: str | None  # the model's last reply (key masked); None if none arrived
+    parse_status: ParseStatus
+    attempts: int  # HTTP requests made for this item in this run (0: answered from cache)
+    cached: bool
+    error: str  # why it failed (redacted); "" when ok
+    model: str
+    prompt_id: str
+    prompt_version: str
+    latency_s: float
+    cache_key: str = ""
+    status_code: int | None = None  # HTTP status of the last failed attempt, if it had one
+    usage: dict[str, int] | None = None  # tokens summed over attempts (the original ones when cached)
+    attempt_errors: list[str] = field(default_factory=list)  # each failed attempt's reason, in order
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready dict for per-item evidence files."""
+        return asdict(self)
+
+
+class JudgeStats:
+    """Counters over every request a client handled (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0  # complete_json calls
+        self.http_requests = 0  # HTTP attempts sent
+        self.cache_hits = 0
+        self.retries = 0  # attempts beyond the first, any reason
+        self.ok = 0
+        self.failures: dict[str, int] = dict.fromkeys(FAILURE_KINDS, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def fail(self, kind: str) -> None:
+        with self._lock:
+            self.failures[kind] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "http_requests": self.http_requests,
+                "cache_hits": self.cache_hits,
+                "retries": self.retries,
+                "ok": self.ok,
+                "failures": dict(self.failures),
+            }
+
+    def __repr__(self) -> str:
+        return f"JudgeStats({self.as_dict()})"
+
+
+@dataclass
+class _Attempt:
+    """The outcome of one HTTP request (internal)."""
+
+    status: ParseStatus
+    raw: str | None = None
+    parsed: dict[str, Any] | None = None
+    error: str = ""
+    retryable: bool = False
+    retry_after_s: float | None = None
+    status_code: int | None = None
+    usage: dict[str, int] | None = None
+
+
+class JudgeClient:
+    """Ask one judge model for JSON verdicts. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, config: JudgeConfig, *, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None):
+        available, reason = judge_availability(config)
+        if not available:
+            raise ConfigError(f"judge unavailable: {reason}")
+        import openai  # lazy: the judge extra is optional
+
+        self.config = config
+        self.stats = JudgeStats()
+        self._openai = openai
+        self._secrets = config.secrets
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._cache = ResponseCache(config.cache_dir) if config.cache_dir else None
+        self._client: openai.OpenAI = openai.OpenAI(
+            base_url=config.resolved_base_url,
+            api_key=config.api_key,
+            timeout=config.timeout_s,
+            max_retries=0,  # retries are ours: bounded, counted and recorded per item
+        )
+
+    def __repr__(self) -> str:
+        return f"JudgeClient({self.config!r})"  # JudgeConfig's repr leaves the key out
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> JudgeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- one request -------------------------------------------------------
+
+    def complete_json(self, prompt_id: str, prompt_version: str, messages: list[dict[str, Any]],
+                      schema_check: SchemaCheck | None = None) -> JudgeResult:
+        """Ask the judge; return its JSON object, or a failure with the reason. Never raises for API trouble."""
+        if not messages or not all(isinstance(m, Mapping) and "role" in m for m in messages):
+            raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+        started = time.monotonic()
+        cfg = self.config
+        key = cache_key(cfg.model, prompt_version, messages, TEMPERATURE, cfg.max_tokens)
+        self.stats.add("requests")
+
+        def result(**fields: Any) -> JudgeResult:
+            return JudgeResult(model=cfg.model, prompt_id=prompt_id, prompt_version=prompt_version, cache_key=key,
+                               latency_s=round(time.monotonic() - started, 4), **fields)
+
+        hit = self._cached(key, prompt_version, schema_check)
+        if hit is not None:
+            self.stats.add("cache_hits")
+            self.stats.add("ok")
+            return result(ok=True, parsed=hit.parsed, raw=hit.raw, parse_status="ok", attempts=0, cached=True,
+                          error="", usage=hit.usage)
+
+        attempts = http_retries = parse_retries = 0
+        errors: list[str] = []
+        usage: dict[str, int] | None = None
+        while True:
+            attempts += 1
+            outcome = self._attempt(messages, schema_check)
+            usage = _add_usage(usage, outcome.usage)
+            if outcome.status == "ok":
+                done = result(ok=True, parsed=outcome.parsed, raw=outcome.raw, parse_status="ok", attempts=attempts,
+                              cached=False, error="", usage=usage, attempt_errors=errors)
+                self._store(done)
+                self.stats.add("ok")
+                return done
+            errors.append(outcome.error)
+            if outcome.status == "parse_failure":
+                # Retried at once: a bad reply says nothing about load, so no backoff.
+                retry, delay = parse_retries < cfg.max_parse_retries, 0.0
+                parse_retries += int(retry)
+            else:
+                retry = outcome.retryable and http_retries < cfg.max_retries
+                delay = self._delay(http_retries, outcome.retry_after_s) if retry else 0.0
+                http_retries += int(retry)
+            if not retry:
+                self.stats.fail(outcome.status)
+                return result(ok=False, parsed=None, raw=outcome.raw, parse_status=outcome.status,
+                              attempts=attempts, cached=False, error=f"after {attempts} attempt(s): {outcome.error}",
+                              status_code=outcome.status_code, usage=usage, attempt_errors=errors)
+            self.stats.add("retries")
+            log.info("judge %s attempt %d failed (%s); retrying in %.2fs", prompt_id, attempts, outcome.error, delay)
+            if delay > 0:
+                self._sleep(delay)
+
+    def _cached(self, key: str, prompt_version: str, schema_check: SchemaCheck | None) -> CacheEntry | None:
+        if self._cache is None:
+            return None
+        entry = self._cache.get(key)
+        # Re-check the stored answer: a stricter schema_check since it was cached makes it a miss.
+        if entry is None or entry.model != self.config.model or entry.prompt_version != prompt_version:
+            return None
+        return entry if check_schema(entry.parsed, schema_check) is None else None
+
+    def _store(self, done: JudgeResult) -> None:
+        if self._cache is None or done.parsed is None or done.raw is None:
+            return
+        self._cache.put(CacheEntry(key=done.cache_key, model=done.model, prompt_id=done.prompt_id,
+                                   prompt_version=done.prompt_version, raw=done.raw, parsed=done.parsed,
+                                   usage=done.usage, attempts=done.attempts, latency_s=done.latency_s))
+
+    def _delay(self, retry_index: int, retry_after_s: float | None) -> float:
+        cap = self.config.backoff_cap_s
+        if retry_after_s is not None:
+            # The server knows its own load better than our schedule; a huge value is capped
+            # so one throttled endpoint cannot stall an evaluation for an hour.
+            return min(retry_after_s, cap)
+        ceiling = min(cap, self.config.backoff_base_s * (2**retry_index))
+        # "Equal jitter": at least half the backoff, so concurrent workers spread out but still wait.
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def _attempt(self, messages: list[dict[str, Any]], schema_check: SchemaCheck | None) -> _Attempt:
+        """Send one request and classify what came back."""
+        openai = self._openai
+        kwargs: dict[str, Any] = {"model": self.config.model, "messages": messages, "temperature": TEMPERATURE}
+        if self.config.max_tokens is not None:
+            kwargs["max_tokens"] = self.config.max_tokens
+        with self._slots:  # held only while the request is in flight, never while backing off
+            self.stats.add("http_requests")
+            try:
+                completion = self._client.chat.completions.create(**kwargs)
+            except openai.APITimeoutError:
+                return _Attempt("timeout", error=f"timed out after {self.config.timeout_s:g}s", retryable=True)
+            except openai.APIConnectionError as exc:
+                return _Attempt("http_error", error=self._text(f"connection error: {exc}"), retryable=True)
+            except openai.APIStatusError as exc:
+                code = exc.status_code
+                detail = _SDK_PREFIX.sub("", exc.message)
+                if exc.code:
+                    detail += f" [{exc.code}]"
+                retryable = (code in RETRYABLE_STATUS or code >= 500) and exc.code not in FATAL_ERROR_CODES
+                return _Attempt("http_error", error=self._text(f"HTTP {code}: {detail}"), status_code=code,
+                                retryable=retryable, retry_after_s=retry_after_seconds(exc.response.headers))
+            except openai.OpenAIError as exc:  # e.g. a body that is not a chat completion at all
+                return _Attempt("http_error", error=self._text(f"{type(exc).__name__}: {exc}"))
+        usage = _usage_dict(getattr(completion, "usage", None))
+        choices = getattr(completion, "choices", None) or []
+        if not choices:
+            return _Attempt("parse_failure", error="reply had no choices", usage=usage)
+        content = choices[0].message.content
+        # Mask the key before parsing, so not even an endpoint echoing it can put it into a result or the cache.
+        raw = None if content is None else redact(content, self._secrets, token_patterns=False)
+        try:
+            parsed = extract_json_object(raw)
+        except ParseError as exc:
+            return _Attempt("parse_failure", raw=raw, error=str(exc), usage=usage)
+        problem = check_schema(parsed, schema_check)
+        if problem is not None:
+            return _Attempt("parse_failure", raw=raw, error=self._text(problem), usage=usage)
+        return _Attempt("ok", raw=raw, parsed=parsed, usage=usage)
+
+    def _text(self, text: str) -> str:
+        """Error text fit for a file: secrets masked first, then shortened."""
+        text = redact(text, self._secrets)
+        return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+    # --- many requests -----------------------------------------------------
+
+    def map(self, requests: Iterable[JudgeRequest], max_concurrency: int | None = None) -> list[JudgeResult]:
+        """Run ``requests`` concurrently; results come back in the order of ``requests``.
+
+        At most ``max_concurrency`` requests (default ``config.max_concurrency``) run at
+        once, and never more HTTP requests than ``config.max_concurrency``.
+        """
+        items = list(requests)
+        if not items:
+            return []
+        workers = max_concurrency if max_concurrency is not None else self.config.max_concurrency
+        if workers < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {workers}")
+        pool = ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="judge")
+        try:
+            futures = [pool.submit(self.complete_json, r.prompt_id, r.prompt_version, r.messages, r.schema_check)
+                       for r in items]
+            return [future.result() for future in futures]
+        finally:
+            # On Ctrl-C (or a bug in a schema check) drop what has not started instead of
+            # sending every remaining request first; the ones in flight end within their timeout.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if absent or unreadable."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _usage_dict(usage: Any) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    fields = ("prompt_tokens", "completion_tokens", "total_tokens")
+    values = {name: getattr(usage, name, None) for name in fields}
+    return {k: int(v) for k, v in values.items() if isinstance(v, int)} or None
+
+
+def _add_usage(total: dict[str, int] | None, more: dict[str, int] | None) -> dict[str, int] | None:
+    if more is None:
+        return total
+    merged = dict(total or {})
+    for name, value in more.items():
+        merged[name] = merged.get(name, 0) + value
+    return merged

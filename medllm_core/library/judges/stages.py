@@ -1,0 +1,233 @@
+"""The LLM judge and medical-risk judge stages.
+
+Both read the evaluation's answers, call the judge through ``JudgeClient``
+(bounded retries, cache, concurrency limit) and write their results next to the
+evaluation. Without a key a judge is skipped with the reason as evidence, or
+fails when ``judges.required`` is set. The key never reaches a file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from medllm_core.kernel.atomic import write_json, write_text
+from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.graph import method_baseline
+from medllm_core.kernel.stages import StageResult
+from medllm_core.library.evaluation.risk_rules import prescreen
+from medllm_core.library.evaluation.variants import BASE_VARIANT
+from medllm_core.library.judges.client import JudgeClient, JudgeRequest, JudgeResult
+from medllm_core.library.judges.config import JudgeConfig, judge_availability
+from medllm_core.library.judges.prompts import (
+    CRITERIA,
+    GRADE_VERSION,
+    PAIRWISE_VERSION,
+    RISK_VERSION,
+    grade_check,
+    grade_messages,
+    pairwise_check,
+    pairwise_messages,
+    risk_check,
+    risk_messages,
+)
+
+
+def _eval_folder(ctx: StageContext) -> Path:
+    return ctx.run.reports_dir / "eval"
+
+
+def _load(path: Path) -> dict[str, list[dict[str, Any]]] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def open_client(ctx: StageContext) -> tuple[JudgeClient | None, str]:
+    """A ready client, or None and the reason the judge cannot run."""
+    judges = ctx.profile.judges
+    config = JudgeConfig.from_profile(judges, cache_dir=ctx.run.cache_dir / "judge_cache", timeout_s=judges.timeout_s,
+                                      max_retries=judges.max_retries, max_concurrency=judges.max_concurrency,
+                                      backoff_base_s=judges.backoff_base_s)
+    available, reason = judge_availability(config)
+    if not available:
+        return None, reason
+    for secret in config.secrets:
+        ctx.events.add_secret(secret)
+    return JudgeClient(config), reason
+
+
+def _not_run(ctx: StageContext, path: Path, label: str, reason: str, payload: dict[str, Any]) -> StageResult:
+    write_json(path, {**payload, "status": "skipped", "reason": reason, "label": label})
+    if ctx.profile.judges.required and "disabled" not in reason:
+        return StageResult.failed(f"{label} is required but cannot run: {reason}", metrics_path=str(path))
+    return StageResult.skipped(reason, metrics_path=str(path))
+
+
+def _write_items(path: Path, results: list[JudgeResult], meta: list[dict[str, Any]]) -> None:
+    lines = [json.dumps({**m, **r.to_record()}, ensure_ascii=False) for m, r in zip(meta, results, strict=True)]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def run_llm_judge(ctx: StageContext) -> StageResult:
+    folder = _eval_folder(ctx)
+    out = folder / "judge_results.json"
+    label = "LLM judge"
+    if not ctx.profile.judges.llm_judge:
+        return _not_run(ctx, out, label, "disabled (ENABLE_LLM_JUDGE=false)", {})
+    responses = _load(folder / "open_responses.json")
+    if not responses:
+        return _not_run(ctx, out, label, "no open-ended answers to judge (evaluation had no [data.eval_open])", {})
+    client, reason = open_client(ctx)
+    if client is None:
+        return _not_run(ctx, out, label, reason, {})
+    requests: list[JudgeRequest] = []
+    meta: list[dict[str, Any]] = []
+    for variant, items in responses.items():
+        for item in items:
+            requests.append(JudgeRequest(f"grade:{variant}:{item['id']}", GRADE_VERSION,
+                                         grade_messages(item["prompt"], item["response"], item["reference"]),
+                                         grade_check))
+            meta.append({"kind": "grade", "variant": variant, "id": item["id"]})
+    baseline_name = method_baseline(ctx.plan)
+    baseline = responses.get(baseline_name, []) if baseline_name else []
+    for variant, items in responses.items():
+        if variant in (baseline_name, BASE_VARIANT) or not baseline:
+            continue
+        for item, base in zip(items, baseline, strict=True):
+            for order, (first, second) in (("variant_first", (item, base)), ("baseline_first", (base, item))):
+                requests.append(JudgeRequest(f"pair:{variant}:{item['id']}:{order}", PAIRWISE_VERSION,
+                                             pairwise_messages(item["prompt"], first["response"],
+                                                               second["response"]), pairwise_check))
+                meta.append({"kind": "pairwise", "variant": variant, "id": item["id"], "order": order})
+    ctx.log(f"LLM judge: {len(requests)} requests ({reason})")
+    with client:
+        results = client.map(requests)
+        stats = client.stats.as_dict()
+    _write_items(folder / "judge_items.jsonl", results, meta)
+    report = {
+        "status": "done", "label": label, "model": client.config.model, "prompt_version":
+        f"{GRADE_VERSION}/{PAIRWISE_VERSION}", "criteria": list(CRITERIA),
+        "single": _aggregate_grades(results, meta), "pairwise_baseline": baseline_name,
+        "pairwise_vs_baseline": _aggregate_pairs(results, meta),
+        "stats": stats, "endpoint": client.config.describe(),
+    }
+    write_json(out, report)
+    failures = sum(1 for r in results if not r.ok)
+    return StageResult.done(metrics_path=str(out), summary={"judged": len(results) - failures, "failed": failures})
+
+
+def _aggregate_grades(results: list[JudgeResult], meta: list[dict[str, Any]]) -> dict[str, Any]:
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    failures: dict[str, int] = defaultdict(int)
+    counted: dict[str, int] = defaultdict(int)
+    for result, m in zip(results, meta, strict=True):
+        if m["kind"] != "grade":
+            continue
+        counted[m["variant"]] += 1
+        if result.ok and result.parsed:
+            for c in CRITERIA:
+                scores[m["variant"]][c].append(float(result.parsed[c]))
+        else:
+            failures[m["variant"]] += 1
+    return {v: {"n": counted[v], "scored": counted[v] - failures[v], "parse_failures": failures[v],
+                "mean": {c: sum(x) / len(x) for c, x in scores[v].items() if x}} for v in counted}
+
+
+def _aggregate_pairs(results: list[JudgeResult], meta: list[dict[str, Any]]) -> dict[str, Any]:
+    verdicts: dict[tuple[str, str], dict[str, str | None]] = defaultdict(dict)
+    for result, m in zip(results, meta, strict=True):
+        if m["kind"] != "pairwise":
+            continue
+        winner = (result.parsed or {}).get("winner") if result.ok else None
+        # Normalise to the variant's point of view: in "baseline_first" the variant is answer B.
+        if winner in ("A", "B"):
+            variant_won = (winner == "A") == (m["order"] == "variant_first")
+            winner = "variant" if variant_won else "baseline"
+        verdicts[(m["variant"], m["id"])][m["order"]] = winner
+    table: dict[str, dict[str, int]] = defaultdict(lambda: {"wins": 0, "ties": 0, "losses": 0, "n": 0,
+                                                            "failed": 0})
+    for (variant, _), orders in verdicts.items():
+        row = table[variant]
+        row["n"] += 1
+        first, second = orders.get("variant_first"), orders.get("baseline_first")
+        if first is None or second is None:
+            row["failed"] += 1
+        elif first == second == "variant":
+            row["wins"] += 1
+        elif first == second == "baseline":
+            row["losses"] += 1
+        else:
+            row["ties"] += 1  # a tie, or the two orders disagree (position bias)
+    return dict(table)
+
+
+def run_risk_judge(ctx: StageContext) -> StageResult:
+    folder = _eval_folder(ctx)
+    out = folder / "risk_results.json"
+    responses = _load(folder / "safety_responses.json")
+    if not responses:
+        write_json(out, {"prescreen": None, "llm": None})
+        return StageResult.skipped("no safety answers to screen (evaluation had no [data.eval_safety])",
+                                   metrics_path=str(out))
+    report: dict[str, Any] = {"prescreen": prescreen(responses)}
+    label = "LLM medical-risk judge"
+    llm: dict[str, Any]
+    if not ctx.profile.judges.risk_judge:
+        llm = {"status": "skipped", "reason": "disabled (ENABLE_LLM_RISK_JUDGE=false)", "label": label}
+    else:
+        client, reason = open_client(ctx)
+        if client is None:
+            llm = {"status": "skipped", "reason": reason, "label": label}
+        else:
+            llm = _llm_risk(ctx, client, responses, folder)
+    report["llm"] = llm
+    write_json(out, report)
+    if llm["status"] != "done" and ctx.profile.judges.risk_judge and ctx.profile.judges.required:
+        return StageResult.failed(f"{label} is required but cannot run: {llm['reason']}", metrics_path=str(out))
+    summary = {"prescreen_findings": len(report["prescreen"]["findings"]), "llm": llm["status"]}
+    return StageResult.done(metrics_path=str(out), summary=summary)
+
+
+def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[dict[str, Any]]],
+              folder: Path) -> dict[str, Any]:
+    requests, meta = [], []
+    for variant, items in responses.items():
+        for item in items:
+            requests.append(JudgeRequest(f"risk:{variant}:{item['id']}", RISK_VERSION,
+                                         risk_messages(item["prompt"], item["response"]), risk_check))
+            meta.append({"variant": variant, "id": item["id"], "category": item["category"],
+                         "response": item["response"]})
+    with client:
+        results = client.map(requests)
+        stats = client.stats.as_dict()
+    _write_items(folder / "risk_items.jsonl", results, [{k: v for k, v in m.items() if k != "response"}
+                                                         for m in meta])
+    per_variant: dict[str, Any] = {}
+    findings = []
+    grouped: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    benign: dict[str, list[bool]] = defaultdict(list)
+    for result, m in zip(results, meta, strict=True):
+        if not result.ok or not result.parsed:
+            continue
+        parsed = result.parsed
+        if m["category"] == "benign":
+            benign[m["variant"]].append(parsed["category"] == "over_refusal")
+        else:
+            grouped[m["variant"]][m["category"]].append(bool(parsed["unsafe"]))
+        if parsed["unsafe"] or parsed["category"] == "over_refusal":
+            findings.append({"variant": m["variant"], "id": m["id"], "category": parsed["category"],
+                             "severity": parsed["severity"], "reason": parsed.get("reason", ""),
+                             "response": m["response"]})
+    for variant in responses:
+        per_variant[variant] = {
+            "unsafe_rate_by_category": {c: sum(v) / len(v) for c, v in grouped[variant].items() if v},
+            "over_refusal_rate": sum(benign[variant]) / len(benign[variant]) if benign[variant] else None,
+        }
+    categories = sorted({c for v in grouped.values() for c in v})
+    return {"status": "done", "label": "LLM medical-risk judge", "model": client.config.model,
+            "prompt_version": RISK_VERSION, "categories": categories, "per_variant": per_variant,
+            "findings": findings, "stats": stats, "parse_failures": sum(1 for r in results if not r.ok)}

@@ -1,0 +1,70 @@
+"""The memory estimate before anything loads: the dry run, the gate and the wizard show it.
+
+It plans the SFT stage's fast path for a card (the detected one, or the profile's ``min_vram_gb``)
+without importing torch, and says what the estimator predicts and whether it fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from medllm_core.library.memory_estimate import shape_for_model
+
+
+@dataclass(frozen=True)
+class MemoryPreview:
+    card_gib: float
+    estimate_gib: float
+    fits: bool
+    checkpointing: str
+    micro_batch: int
+    method: str = "sft"
+
+    def describe(self) -> str:
+        verdict = "fits" if self.fits else "does NOT fit even with every layer checkpointed"
+        unit = "packed row(s)" if self.method == "sft" else "example(s)"
+        return (f"estimated peak {self.estimate_gib:.1f} GiB on a {self.card_gib:.0f} GiB card ({verdict}; "
+                f"checkpointing {self.checkpointing}, {self.micro_batch} {unit} per micro-step)")
+
+
+GB_TO_GIB = 1e9 / 2**30
+
+
+def card_gib_for(profile: Any, hardware: Any) -> tuple[float, int]:
+    """The card to plan for: the detected GPU, else the profile's ``hardware.min_vram_gb`` (a CPU box
+    preparing a run for a rented GPU)."""
+    if hardware is not None and getattr(hardware, "backend", "") == "cuda" and hardware.gpus:
+        return hardware.min_gpu_memory_gb, min(g.capability[0] for g in hardware.gpus)
+    return float(getattr(profile.hardware, "min_vram_gb", 0) or 0) * GB_TO_GIB, 9
+
+
+def _setting(settings: Any, name: str, default: Any) -> Any:
+    if isinstance(settings, dict):
+        return settings.get(name, default)
+    return getattr(settings, name, default)
+
+
+def preview_memory(profile: Any, card_gib: float, stage: str = "sft", settings: Any = None,
+                   capability_major: int = 9) -> MemoryPreview | None:
+    """Plan ``stage`` on a CUDA card of ``card_gib``; None when the model's shape is unknown."""
+    from medllm_core.library.training.speed import SpeedHardware, plan_speed
+
+    shape = shape_for_model(profile.model.name_or_path, profile.model.tier)
+    if shape is None or card_gib <= 0:
+        return None
+    if settings is None:
+        settings = (getattr(profile, "stages", {}) or {}).get(stage, {})
+    lora = profile.model.lora
+    plan = plan_speed(stage, SpeedHardware("cuda", card_gib, capability_major), shape,
+                      max_length=int(_setting(settings, "max_length", 2048)),
+                      micro_batch_size=int(_setting(settings, "micro_batch_size", 2)),
+                      gradient_accumulation_steps=int(_setting(settings, "gradient_accumulation_steps", 8)),
+                      lora_rank=lora.r, lora_dropout=lora.dropout, dtype="bf16" if capability_major >= 8 else "fp16",
+                      memory_budget_gib=float(_setting(settings, "memory_budget_gib", 0.0)),
+                      probe=False, assume_liger=True)
+    if plan.estimate is None:
+        return None
+    fits = plan.estimate.total_gib <= (plan.budget_gib or card_gib)
+    return MemoryPreview(card_gib, plan.estimate.total_gib, fits, plan.checkpointed_layers_label,
+                         plan.micro_batch_size, stage)

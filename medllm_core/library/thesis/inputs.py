@@ -1,0 +1,54 @@
+"""Everything the report writers read, gathered once from the run's own files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medllm_core.kernel.events import read_events
+
+
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@dataclass
+class ReportInputs:
+    reports_dir: Path
+    eval_results: dict[str, Any] | None
+    judge_results: dict[str, Any] | None
+    risk_results: dict[str, Any] | None
+    method_comparison: dict[str, Any] | None
+    completion: dict[str, Any] | None
+    training_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics
+    mcq_predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> records
+    stage_durations: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def gather(cls, context: Any) -> ReportInputs:
+        reports = context.run.reports_dir
+        inputs = cls(
+            reports_dir=reports,
+            eval_results=load_json(reports / "eval" / "eval_results.json"),
+            judge_results=load_json(reports / "eval" / "judge_results.json"),
+            risk_results=load_json(reports / "eval" / "risk_results.json"),
+            method_comparison=load_json(reports / "training" / "method_comparison.json"),
+            completion=load_json(reports / "migration" / "gpu_completion_check.json"),
+        )
+        for name, result in context.results.items():
+            if result.metrics_path and "training" in Path(result.metrics_path).parts:
+                metrics = load_json(Path(result.metrics_path))
+                if metrics and "method" in metrics:
+                    inputs.training_metrics[name] = metrics
+        for path in sorted((reports / "eval" / "predictions").glob("*_mcq.jsonl")):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            inputs.mcq_predictions[path.name.removesuffix("_mcq.jsonl")] = [json.loads(x) for x in lines if x]
+        for event in read_events(context.run.events_path):
+            if event.get("type") == "stage_finished" and "duration_s" in event:
+                inputs.stage_durations[event["stage"]] = event["duration_s"]
+        return inputs

@@ -1,0 +1,89 @@
+"""``thesis_readiness.json|.md``: is this run something a thesis can be written from?
+
+``ready_for_writing`` is true only when the strict completion check passed,
+evaluation produced numbers, every report exists, every judge the profile
+turned on actually ran, and the model is a real one (the tiny embedded model is
+a smoke test). Each unmet condition carries its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from medllm_core.library.thesis.inputs import ReportInputs
+
+REQUIRED_REPORTS = (
+    "eval_default.md",
+    "sota_compare.md",
+    "error_analysis.md",
+    "thesis_support/thesis_draft_material.md",
+    "thesis_support/experiment_record.json",
+    "migration/gpu_completion_check.json",
+)
+
+
+@dataclass
+class Condition:
+    name: str
+    met: bool
+    reason: str
+    blocking: bool = True
+
+
+def _judge_condition(name: str, enabled: bool, block: dict[str, Any] | None, env_name: str) -> Condition:
+    if not enabled:
+        return Condition(name, True, f"turned off ({env_name}=false): its tables are absent from the reports",
+                         blocking=False)
+    if block and block.get("status") == "done":
+        return Condition(name, True, f"ran with model {block.get('model')}")
+    reason = (block or {}).get("reason", "the stage did not run")
+    return Condition(name, False, f"enabled but did not run: {reason}")
+
+
+def evaluate_readiness(context: Any, inputs: ReportInputs) -> dict[str, Any]:
+    judges = context.profile.judges
+    conditions = []
+    completion = inputs.completion
+    if completion is None:
+        conditions.append(Condition("strict_pass", False, "the completion check did not run"))
+    else:
+        failures = "; ".join(completion.get("failures", []))
+        conditions.append(Condition("strict_pass", bool(completion.get("strict_pass")),
+                                    "strict_pass is true" if completion.get("strict_pass")
+                                    else f"strict_pass is false: {failures}"))
+    variants = (inputs.eval_results or {}).get("variants", {})
+    conditions.append(Condition(
+        "evaluation", len(variants) >= 2,
+        f"{len(variants)} variant(s) evaluated on {(inputs.eval_results or {}).get('items', 0)} items"
+        if len(variants) >= 2 else "evaluation needs the base model and at least one trained variant"))
+    tiny = context.profile.model.tier == "tiny"
+    conditions.append(Condition("real_model", not tiny,
+                                "the embedded tiny model is a smoke test of the pipeline, not a result to write "
+                                "about" if tiny else f"model {context.profile.model.name_or_path}"))
+    missing = [r for r in REQUIRED_REPORTS if not (inputs.reports_dir / r).is_file()]
+    conditions.append(Condition("reports_present", not missing,
+                                "all required reports written" if not missing else f"missing: {', '.join(missing)}"))
+    conditions.append(_judge_condition("llm_judge", judges.llm_judge, inputs.judge_results, "ENABLE_LLM_JUDGE"))
+    conditions.append(_judge_condition("risk_judge", judges.risk_judge, (inputs.risk_results or {}).get("llm"),
+                                       "ENABLE_LLM_RISK_JUDGE"))
+    unmet = [c for c in conditions if c.blocking and not c.met]
+    return {
+        "ready_for_writing": not unmet,
+        "run_id": context.run.run_id,
+        "conditions": [asdict(c) for c in conditions],
+        "unmet": [f"{c.name}: {c.reason}" for c in unmet],
+    }
+
+
+def render_readiness(report: dict[str, Any]) -> str:
+    verdict = "**true**" if report["ready_for_writing"] else "**false**"
+    lines = ["# Thesis readiness", "", f"- `ready_for_writing`: {verdict}", f"- Run: `{report['run_id']}`", "",
+             "| condition | met | blocking | reason |", "|---|---|---|---|"]
+    for c in report["conditions"]:
+        lines.append(f"| {c['name']} | {'yes' if c['met'] else 'no'} | {'yes' if c['blocking'] else 'no'} | "
+                     f"{c['reason'].replace('|', '/')} |")
+    if report["unmet"]:
+        lines += ["", "## Why not ready", ""] + [f"- {u}" for u in report["unmet"]]
+    lines.append("")
+    return "\n".join(lines)

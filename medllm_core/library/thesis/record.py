@@ -1,0 +1,58 @@
+"""``reports/thesis_support/experiment_record.json``: everything needed to reproduce and cite the run."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from medllm_core.library.thesis.inputs import ReportInputs
+
+PACKAGES = ("medllm", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "openai")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def file_sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def build_experiment_record(context: Any, inputs: ReportInputs) -> dict[str, Any]:
+    profile = context.profile
+    data = {}
+    for key, section in profile.data.items():
+        if section.path:
+            path = str(profile.resolve_path(section.path))
+            data[key] = {"path": path, "format": section.format, "sha256": file_sha256(path)}
+    return {
+        "run_id": context.run.run_id,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "hardware": context.hardware.to_dict(),
+        "precision": {"dtype": context.precision.dtype, "reason": context.precision.reason},
+        "gate": {"verdict": context.gate.verdict, "reason": context.gate.reason},
+        "seeds": {"run": profile.run.seed,
+                  **{name: m.get("seed") for name, m in inputs.training_metrics.items()}},
+        "data_fingerprints": data,
+        "effective_profile": profile.to_toml_dict(),
+        "decisions": [d.to_dict() for d in context.decisions],
+        "stage_results": {name: result.to_dict() for name, result in context.results.items()},
+        "timings_s": inputs.stage_durations,
+        "training": {name: {k: m.get(k) for k in ("steps", "final_loss", "wall_time_s", "tokens_per_second",
+                                                  "peak_memory", "final_settings", "reward_accuracy")}
+                     for name, m in inputs.training_metrics.items()},
+    }

@@ -1,0 +1,107 @@
+"""A TrainerCallback that turns trainer logs into run events.
+
+Loss points use ``state.global_step`` so curves stay continuous across
+resumes; a STOP file in the run folder ends training gracefully at the next
+step boundary with a checkpoint saved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+from medllm_core.kernel.context import StageContext
+
+GIB = 1024**3
+
+
+def memory_sample() -> tuple[str, float | None, float | None]:
+    """(device, used GB, total GB) for the current process; CPU reports RSS."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            index = torch.cuda.current_device()
+            used = torch.cuda.memory_allocated(index) / GIB
+            total = torch.cuda.get_device_properties(index).total_memory / GIB
+            return f"cuda:{index}", round(used, 3), round(total, 2)
+    except Exception:
+        pass
+    try:
+        import resource
+
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return "cpu", round(rss_kb / 1024**2, 3), None
+    except Exception:
+        return "cpu", None, None
+
+
+def peak_memory_gb() -> dict[str, Any]:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return {"device": "cuda", "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / GIB, 3),
+                    "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / GIB, 3)}
+    except Exception:
+        pass
+    import resource
+
+    return {"device": "cpu", "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)}
+
+
+class EventCallback(TrainerCallback):
+    def __init__(self, ctx: StageContext, memory_every_s: float = 5.0):
+        self.ctx = ctx
+        self.memory_every_s = memory_every_s
+        self._last_memory = 0.0
+        self._started = time.monotonic()
+        self._start_step = 0
+        self.loss_points: list[tuple[int, float]] = []
+        self.stopped_by_request = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started = time.monotonic()
+        self._start_step = state.global_step
+        self.ctx.progress(state.global_step, state.max_steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        done = state.global_step - self._start_step
+        elapsed = time.monotonic() - self._started
+        eta = (state.max_steps - state.global_step) * elapsed / done if done > 0 else None
+        self.ctx.progress(state.global_step, state.max_steps, round(eta, 1) if eta is not None else None)
+        now = time.monotonic()
+        if now - self._last_memory >= self.memory_every_s:
+            self._last_memory = now
+            self.ctx.memory(*memory_sample())
+        if self._stop_agreed():
+            self.stopped_by_request = True
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def _stop_agreed(self) -> bool:
+        """Every rank must stop at the same step, or the others hang in the next collective."""
+        requested = self.ctx.stop_requested()
+        try:
+            import torch
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+                flag = torch.tensor([int(requested)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                return bool(flag.item())
+        except ImportError:
+            pass
+        return requested
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        value = float(logs["loss"])
+        self.loss_points.append((state.global_step, value))
+        self.ctx.loss(state.global_step, value if math.isfinite(value) else float("nan"))

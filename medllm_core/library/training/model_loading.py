@@ -1,0 +1,45 @@
+"""Resolve the profile's model to a local folder and load tokenizer and model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.library.tiny_model import ensure_tiny_model, is_tiny_model
+
+
+def corpus_files(ctx: StageContext) -> list[Path]:
+    """Every data file the profile names: the tiny tokenizer is trained on them."""
+    return sorted({ctx.profile.resolve_path(d.path) for d in ctx.profile.data.values() if d.path})
+
+
+def resolve_model_path(ctx: StageContext) -> str:
+    name = ctx.profile.model.name_or_path
+    if is_tiny_model(name):
+        path = ensure_tiny_model(ctx.run.cache_dir / "models", corpus_files(ctx), seed=ctx.profile.run.seed)
+        return str(path)
+    local = ctx.profile.resolve_path(name)
+    if local.exists():
+        return str(local)
+    if name.startswith((".", "/", "~")):
+        raise ConfigError("model folder not found", Location(file=str(ctx.profile.source_path),
+                                                              key="model.name_or_path"))
+    return name  # a hub id: resolved through the HF cache (HF_HOME)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, dtype: Any, trust_remote_code: bool = False, attn_implementation: str | None = None) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra)

@@ -1,0 +1,246 @@
+"""The fast training path: chosen from the hardware and the memory estimate, every choice with its reason.
+
+What it can choose (all through TRL/PEFT/transformers' own switches and hooks):
+- attention: PyTorch's varlen flash kernel over packed rows (``padding_free.VARLEN_ATTENTION``);
+- SFT: BFD packing into padding-free rows of ``max_length`` (TRL ``packing=True``), rows per micro-step
+  sized from the estimate, gradient accumulation set to keep the tokens per optimizer step the profile asked for;
+- DPO/SimPO/KTO: the padded pairs go through the decoder as one packed row (``PaddingFreeBackbone``);
+  DPO/KTO reference log-probs are computed once before training (TRL ``precompute_ref_log_probs``);
+- Liger kernels when ``liger-kernel`` is installed (a GPU-only extra);
+- activation checkpointing only when the estimate says the step does not fit, and then on as few
+  decoder layers as fit (selective), instead of all of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from medllm_core.library.memory_estimate import MemoryEstimate, ModelShape, TrainingShape, estimate_peak
+
+BUDGET_FRACTION = 0.90  # of the card (or the profile's memory_budget_gib): allocator slack and fragmentation
+MAX_PACKED_ROWS = 16
+MIN_EFFICIENT_TOKENS = 768  # throughput proxy: a micro-step of T tokens runs at T / (T + 768) of full speed
+
+
+@dataclass(frozen=True)
+class SpeedHardware:
+    backend: str  # cuda | cpu | mps
+    total_gib: float  # memory of the smallest GPU
+    capability_major: int = 0
+    name: str = ""
+
+
+@dataclass
+class SpeedPlan:
+    enabled: bool
+    attention: str | None = None  # attn_implementation for loading the model; None: the library default
+    packing: bool = False  # SFT: padding-free BFD packing
+    padding_free: bool = False  # preference: padded pairs run as one packed row
+    liger: bool = False
+    lora_upcast_off: bool = False
+    gradient_checkpointing: bool = True
+    uncheckpointed_layers: int = 0  # selective checkpointing: these first layers keep their activations
+    micro_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    precompute_ref: bool = False
+    estimate: MemoryEstimate | None = None
+    budget_gib: float | None = None
+    decisions: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def decide(self, key: str, message: str, **facts: Any) -> None:
+        self.decisions.append((key, message, facts))
+
+    @property
+    def checkpointed_layers_label(self) -> str:
+        if not self.gradient_checkpointing:
+            return "off"
+        if self.uncheckpointed_layers == 0:
+            return "all layers"
+        return f"selective ({self.uncheckpointed_layers} layers kept)"
+
+
+def liger_installed() -> bool:
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
+def throughput_proxy(tokens: int, checkpointed_fraction: float) -> float:
+    """Relative tokens/s: recompute costs one more forward (2 of the 6 units) per checkpointed layer."""
+    efficiency = tokens / (tokens + MIN_EFFICIENT_TOKENS)
+    return efficiency * 4.0 / (4.0 + 2.0 * checkpointed_fraction)
+
+
+def _shape(method: str, tokens: int, checkpointed: int, *, liger: bool, lora_rank: int, lora_dropout: bool,
+           weight_bytes: int, fused_loss: bool, reference_adapter: bool,
+           logit_tokens: int | None = None) -> TrainingShape:
+    return TrainingShape(method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
+                         fused_loss=fused_loss, lora_rank=lora_rank, lora_dropout=lora_dropout, liger=liger,
+                         weight_bytes=weight_bytes, reference_adapter=reference_adapter, logit_tokens=logit_tokens,
+                         unfused_bytes_per_logit=8.0 if method == "simpo" else 16.0)
+
+
+def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length: int, micro_batch_size: int,
+               gradient_accumulation_steps: int, lora_rank: int, lora_dropout: float, dtype: str,
+               optimize: str = "auto", memory_budget_gib: float = 0.0,
+               worst_tokens: Callable[[int], int] | None = None,
+               mean_tokens_per_example: float | None = None,
+               continues_adapter: bool = True, probe: bool = True,
+               assume_liger: bool | None = None) -> SpeedPlan:
+    """Choose the fast path for one training stage. ``worst_tokens(mb)``: the most real tokens a
+    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair)."""
+    plan = SpeedPlan(enabled=False, micro_batch_size=micro_batch_size,
+                     gradient_accumulation_steps=gradient_accumulation_steps)
+    if optimize == "off":
+        plan.decide("path", "plain TRL path: optimize = \"off\" in the profile")
+        return plan
+    if hw.backend != "cuda":
+        plan.decide("path", f"plain TRL path: no CUDA GPU ({hw.backend}); the fast path needs one")
+        return plan
+    plan.enabled = True
+    # probe=False (dry run, wizard on another machine): judge from the card, import no torch
+    from medllm_core.library.training.padding_free import VARLEN_ATTENTION, varlen_usable
+
+    usable, why = varlen_usable() if probe else (hw.capability_major >= 8, "assumed from the card's generation")
+    if usable:
+        plan.attention = VARLEN_ATTENTION
+        plan.decide("attention", f"varlen attention over packed rows ({why}); each document attends only to itself")
+    else:
+        plan.attention = "sdpa"
+        plan.decide("attention", f"SDPA with a block-diagonal mask over packed rows: varlen unavailable ({why})")
+    plan.liger = liger_installed() if assume_liger is None else assume_liger
+    plan.decide("liger", "Liger kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy)" if plan.liger
+                else "Liger kernels not installed (pip install 'medllm[gpu]'): plain kernels")
+    plan.lora_upcast_off = dtype in ("bf16", "fp16")
+    if plan.lora_upcast_off:
+        plan.decide("lora_input_dtype", f"LoRA inputs stay {dtype} under autocast (PEFT's fp32 copy only costs memory)")
+    weight_bytes = 4 if dtype == "fp32" else 2
+    reference_adapter = continues_adapter and method in ("dpo", "kto")
+    budget = (memory_budget_gib if memory_budget_gib > 0 else hw.total_gib) * BUDGET_FRACTION
+    plan.budget_gib = budget
+    # TRL's DPO/CPO/KTO configs turn dropout off (disable_dropout=True): no dropout copies are kept there
+    common = {"liger": plan.liger, "lora_rank": lora_rank, "lora_dropout": lora_dropout > 0 and method == "sft",
+              # TRL's DPO/KTO score through a fused LM head; CPO (SimPO) materialises the whole logits
+              "weight_bytes": weight_bytes, "fused_loss": (plan.liger and method == "sft") or method in ("dpo", "kto"),
+              "reference_adapter": reference_adapter}
+
+    if method == "sft":
+        plan.packing = True
+        # no more rows per micro-step than the profile's batch holds in tokens: packing must not change
+        # how much data one optimizer step sees
+        most = MAX_PACKED_ROWS
+        if mean_tokens_per_example:
+            target = micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example
+            most = max(1, min(MAX_PACKED_ROWS, math.ceil(target / max_length)))
+        candidates = [(rows, rows * max_length) for rows in range(1, most + 1)]
+    else:
+        plan.padding_free = True
+        plan.decide("padding_free", "pairs/examples run through the decoder as one packed row: no compute on padding")
+        if method in ("dpo", "kto"):
+            # Measured (H100, bench/): precomputing was slower end-to-end for DPO (7,232 vs 7,722 tokens/s)
+            # and makes step-1 rewards differ from 0 by bf16 batch-shape rounding, so the reference forward
+            # stays in the step, through the same packed row.
+            plan.decide("reference_logps", "reference forward inside each step, padding-free like the policy "
+                        "(precomputing them was measured slower end-to-end on an H100)")
+        seqs = 2 if method in ("dpo", "simpo") else 1
+        # the profile's micro-batch, or halvings of it (accumulation doubles: the effective batch stays)
+        smallest = 2 if method == "kto" else 1
+        sizes = [micro_batch_size]
+        while sizes[-1] // 2 >= smallest and sizes[-1] % 2 == 0:
+            sizes.append(sizes[-1] // 2)
+        candidates = [(mb, worst_tokens(mb) if worst_tokens else mb * seqs * max_length) for mb in sizes]
+
+    best: tuple[float, int, int, int, MemoryEstimate] | None = None
+    layers = shape.layers
+    for rows, tokens in candidates:
+        # the whole padded logits exist only for SimPO (CPO); bound them by micro-batch × sequences × max_length
+        logits = rows * 2 * max_length if method == "simpo" else None
+        for checkpointed in range(0, layers + 1):
+            estimate = estimate_peak(shape, _shape(method, tokens, checkpointed, logit_tokens=logits, **common))
+            if estimate.total_gib > budget:
+                continue
+            score = throughput_proxy(tokens, checkpointed / layers)
+            if best is None or score > best[0] + 1e-9:
+                best = (score, rows, tokens, checkpointed, estimate)
+            break  # fewer checkpointed layers never fit worse: the first that fits is the best for this size
+    if best is None:
+        rows, tokens = candidates[0]
+        estimate = estimate_peak(shape, _shape(method, tokens, layers, **common))
+        plan.gradient_checkpointing, plan.uncheckpointed_layers = True, 0
+        plan.micro_batch_size = rows
+        plan.estimate = estimate
+        plan.decide("memory_plan", f"even with every layer checkpointed the estimate {estimate.describe()} exceeds "
+                    f"the {budget:.1f} GiB budget; starting there and relying on the OOM retries",
+                    estimate=estimate.as_dict(), budget_gib=round(budget, 2))
+        return plan
+    _, rows, tokens, checkpointed, estimate = best
+    plan.estimate = estimate
+    plan.gradient_checkpointing = checkpointed > 0
+    plan.uncheckpointed_layers = layers - checkpointed if checkpointed else 0
+    plan.micro_batch_size = rows
+    if method != "sft" and rows != micro_batch_size:
+        plan.gradient_accumulation_steps = gradient_accumulation_steps * micro_batch_size // rows
+        plan.decide("micro_batch", f"micro-batch {rows} × accumulation {plan.gradient_accumulation_steps} "
+                    f"(the profile's {micro_batch_size} × {gradient_accumulation_steps} does not fit the budget)")
+    if method == "sft":
+        plan.gradient_accumulation_steps = _accumulation_for_tokens(
+            rows, max_length, micro_batch_size, gradient_accumulation_steps, mean_tokens_per_example)
+        plan.decide("packing", f"BFD packing into rows of {max_length} tokens: {rows} row(s) per micro-step "
+                    f"({tokens} tokens), accumulation {plan.gradient_accumulation_steps}"
+                    + (f": ~{rows * max_length * plan.gradient_accumulation_steps:,} tokens per optimizer step for the "
+                       f"profile's ~{micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example:,.0f} "
+                       f"({micro_batch_size} × {gradient_accumulation_steps} examples)"
+                       if mean_tokens_per_example else ""),
+                    rows=rows, tokens_per_micro_step=tokens)
+    plan.decide("activation_checkpointing",
+                "off: the step fits without it" if not checkpointed else
+                f"on for {checkpointed} of {layers} layers (the rest keep their activations): needed to fit",
+                checkpointed_layers=checkpointed, layers=layers)
+    plan.decide("memory_plan", f"estimated peak {estimate.describe()} within the {budget:.1f} GiB budget",
+                estimate=estimate.as_dict(), budget_gib=round(budget, 2))
+    return plan
+
+
+def _accumulation_for_tokens(rows: int, max_length: int, micro_batch: int, accumulation: int,
+                             mean_tokens: float | None) -> int:
+    """Gradient accumulation that keeps the profile's tokens per optimizer step (packed rows are ~full)."""
+    if not mean_tokens:
+        return accumulation
+    target = micro_batch * accumulation * mean_tokens
+    return max(1, round(target / (rows * max_length)))
+
+
+def selective_checkpointing_callback(uncheckpointed_layers: int) -> Any:
+    """A TrainerCallback that turns checkpointing off again for the first N decoder layers once the
+    Trainer has turned it on for all of them (transformers' per-layer ``gradient_checkpointing`` flag)."""
+    from transformers import TrainerCallback
+
+    from medllm_core.library.training.padding_free import backbone_of
+
+    class SelectiveCheckpointing(TrainerCallback):
+        def __init__(self) -> None:
+            self.applied = False
+
+        def _apply(self, model: Any) -> None:
+            if self.applied or model is None:
+                return
+            layers = backbone_of(_unwrap(model)).layers
+            for layer in list(layers)[:uncheckpointed_layers]:
+                layer.gradient_checkpointing = False
+            self.applied = True
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self._apply(model)
+
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            self._apply(model)
+
+    return SelectiveCheckpointing()
+
+
+def _unwrap(model: Any) -> Any:
+    while hasattr(model, "module") and not hasattr(model, "get_base_model"):
+        model = model.module
+    return model
