@@ -115,9 +115,15 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
         "pairwise_vs_baseline": _aggregate_pairs(results, meta),
         "stats": stats, "endpoint": client.config.describe(),
     }
-    write_json(out, report)
     failures = sum(1 for r in results if not r.ok)
-    return StageResult.done(metrics_path=str(out), summary={"judged": len(results) - failures, "failed": failures})
+    summary = {"judged": len(results) - failures, "failed": failures}
+    if requests and failures == len(results):
+        report.update(status="failed", reason=f"no usable verdict: all {failures} judge requests failed")
+        write_json(out, report)
+        return StageResult.failed(report["reason"], metrics_path=str(out), summary=summary)
+    write_json(out, report)
+    # Verdicts that failed are missing from the tables: a resume asks the judge again.
+    return StageResult.done(metrics_path=str(out), summary=summary, reusable=failures == 0)
 
 
 def _aggregate_grades(results: list[JudgeResult], meta: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,7 +195,11 @@ def run_risk_judge(ctx: StageContext) -> StageResult:
     if llm["status"] != "done" and ctx.profile.judges.risk_judge and ctx.profile.judges.required:
         return StageResult.failed(f"{label} is required but cannot run: {llm['reason']}", metrics_path=str(out))
     summary = {"prescreen_findings": len(report["prescreen"]["findings"]), "llm": llm["status"]}
-    return StageResult.done(metrics_path=str(out), summary=summary)
+    failed = llm.get("parse_failures", 0)
+    if llm["status"] == "done" and failed and failed == llm.get("requests"):
+        return StageResult.failed(f"{label}: no usable verdict, all {failed} requests failed", metrics_path=str(out),
+                                  summary=summary)
+    return StageResult.done(metrics_path=str(out), summary=summary, reusable=not failed)
 
 
 def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[dict[str, Any]]],
@@ -230,4 +240,5 @@ def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[
     categories = sorted({c for v in grouped.values() for c in v})
     return {"status": "done", "label": "LLM medical-risk judge", "model": client.config.model,
             "prompt_version": RISK_VERSION, "categories": categories, "per_variant": per_variant,
-            "findings": findings, "stats": stats, "parse_failures": sum(1 for r in results if not r.ok)}
+            "findings": findings, "stats": stats, "requests": len(results),
+            "parse_failures": sum(1 for r in results if not r.ok)}
