@@ -66,22 +66,20 @@ INIT = Template('''\
 PLUGIN = Template('''\
 """The '$stage' stage: how many rows each data file of the profile has, and which are too long.
 
-Everything here is public medllm API: the ``register_stages`` hook, ``StageSpec`` /
-``StageResult`` and the ``StageContext`` the runner passes to ``run``.
+Everything here comes from ``medllm_core.api``, the public plugin API: the
+``register_stages`` hook, ``StageSpec`` / ``StageResult``, the artifacts a stage
+declares and the ``StageContext`` the runner passes to ``run``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medllm_core.kernel.context import StageContext
-from medllm_core.kernel.hookspecs import hookimpl
-from medllm_core.kernel.schema import SchemaError
-from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
+from medllm_core.api import SchemaError, StageContext, StageKind, StageResult, StageSpec, hookimpl
 
 STAGE = "$stage"
 
@@ -90,8 +88,9 @@ STAGE = "$stage"
 class ${title}Settings:
     """The keys of ``[stages.$stage]`` in a profile (with their defaults)."""
 
-    max_chars: int = 4000  # a row whose text is longer than this is reported
-    fail_on_long_rows: bool = False  # true: the stage fails when a row is too long
+    # The help texts are shown by the wizard and by `medllm-tui options`.
+    max_chars: int = field(default=4000, metadata={"help": "a row whose text is longer than this is reported"})
+    fail_on_long_rows: bool = field(default=False, metadata={"help": "true: the stage fails when a row is too long"})
 
     def validate(self, prefix: str) -> None:
         # Runs when the profile is loaded, so a bad value stops the run before anything starts.
@@ -139,6 +138,7 @@ def register_stages(register: Callable[[StageSpec], None]) -> None:
         name=STAGE,
         run=run,
         kind=StageKind.CUSTOM,
+        produces=(STAGE,),  # an artifact kind of its own: a stage that consumes it runs after this one
         settings=${title}Settings,
         description="Rows per data file and rows that are too long",
     ))

@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from medllm_core.kernel.context import StageContext
-from medllm_core.kernel.hookspecs import hookimpl
-from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
-from medllm_core.library.training.settings import TrainingSettings, describe_training_plan
+from medllm_core.api import (
+    ArtifactKind,
+    StageContext,
+    StageKind,
+    StageResult,
+    StageSpec,
+    TrainingSettings,
+    consumes,
+    describe_training_plan,
+    hookimpl,
+)
 
 
 @dataclass
@@ -34,7 +41,7 @@ def _run(ctx: StageContext) -> StageResult:
 def _check_inputs(ctx: StageContext) -> None:
     # Same preference file as DPO/SimPO: reject a malformed one before any stage trains.
     if ctx.gate.training_allowed:
-        from medllm_core.library.training.preference_data import check_preference_inputs
+        from medllm_core.api import check_preference_inputs
 
         check_preference_inputs(ctx)
 
@@ -45,7 +52,11 @@ def register_stages(register: Callable[[StageSpec], None]) -> None:
         name="orpo",
         run=_run,
         kind=StageKind.TRAINING,
-        after=("sft",),  # not `requires`: when SFT is missing the stage still writes why it skipped
+        # Continues the SFT adapter and produces its own: that makes it a training method, so the evaluation,
+        # the method comparison, the completion check and the reports include it. Not required: when SFT is
+        # missing the stage still runs and writes why it skipped.
+        consumes=consumes(ArtifactKind.ADAPTER, stage="sft"),
+        produces=(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS),
         settings=ORPOSettings,
         description="ORPO from the SFT model (TRL ORPOTrainer; reference-free, plugin example)",
         describe_plan=describe_training_plan,

@@ -10,12 +10,19 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from medllm_core.kernel.context import StageContext
-from medllm_core.kernel.stages import StageResult
-from medllm_core.library.training.engine import TrainingMethod, TrainingPaths, run_training_stage, skip, stage_seed
-from medllm_core.library.training.preference_data import preference_train_rows
-from medllm_core.library.training.recovery import Attempt
-from medllm_core.library.training.trl_common import config_kwargs, load_sft_policy
+from medllm_core.api import (
+    Attempt,
+    StageContext,
+    StageResult,
+    TrainingMethod,
+    TrainingPaths,
+    config_kwargs,
+    load_sft_policy,
+    preference_train_rows,
+    run_training_stage,
+    skip,
+    stage_seed,
+)
 
 SFT_STAGE = "sft"
 

@@ -13,9 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from medllm_core.kernel.atomic import write_json, write_text
-from medllm_core.kernel.context import StageContext
-from medllm_core.kernel.stages import StageResult, StageStatus
+from medllm_core.api import StageContext, StageResult, StageStatus, write_json, write_text
 from medllm_perplexity.plugin import heldout_file
 
 IGNORE = -100  # label value the loss skips

@@ -8,11 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medllm_core.kernel.context import StageContext
-from medllm_core.kernel.errors import ConfigError, Location
-from medllm_core.kernel.hookspecs import hookimpl
-from medllm_core.kernel.schema import SchemaError
-from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
+from medllm_core.api import (
+    ArtifactKind,
+    ConfigError,
+    Location,
+    SchemaError,
+    StageContext,
+    StageKind,
+    StageResult,
+    StageSpec,
+    consumes,
+    hookimpl,
+)
 
 BUNDLED_HELDOUT = Path(__file__).with_name("heldout_medical.jsonl")
 
@@ -75,6 +82,8 @@ def register_stages(register: Callable[[StageSpec], None]) -> None:
         run=_run,
         kind=StageKind.EVALUATION,  # the evaluation phase: after every training stage
         requires=("sft",),  # the base model is read from the SFT adapter's config
+        consumes=consumes(ArtifactKind.ADAPTER),  # every trained adapter: a retrained one reruns this stage
+        produces=("perplexity",),
         settings=PerplexitySettings,
         description="Held-out perplexity of the base model and every trained adapter (plugin example)",
         describe_plan=lambda ctx: f"score {heldout_file(ctx).name} (≤ {ctx.settings.max_rows} rows)",
