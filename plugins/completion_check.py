@@ -20,7 +20,7 @@ def run_completion_check_stage(ctx) -> StageResult:
     md_path = write_text(folder / "gpu_completion_check.md", render_markdown(report))
     return StageResult.done(
         metrics_path=str(json_path),
-        artifacts={"completion_check_md": str(md_path)},
+        artifacts={"report_md": str(md_path)},
         summary={"strict_pass": report["strict_pass"], "failures": report["failures"]},
         verdict=report["strict_pass"],
         reason="" if report["strict_pass"] else "strict_pass=false: " + "; ".join(report["failures"]),

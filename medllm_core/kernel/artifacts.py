@@ -14,7 +14,7 @@ from enum import StrEnum
 
 
 class ArtifactKind(StrEnum):
-    PREFLIGHT = "preflight"  # hardware facts, precision and the VRAM gate verdict
+    PREFLIGHT = "preflight_facts"  # hardware facts, precision and the VRAM gate verdict
     ADAPTER = "adapter"  # a trained LoRA adapter (final checkpoint)
     TRAINING_METRICS = "training_metrics"  # steps, loss curve, decisions of one training stage
     EVAL_RESULTS = "eval_results"  # per-variant predictions and accuracy

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from medllm_core.kernel.atomic import write_text
 from medllm_core.kernel.errors import ExitCode
+from medllm_core.kernel.stages import StageKind
 
 if TYPE_CHECKING:
     from medllm_core.kernel.context import RunContext
@@ -69,14 +70,21 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
         lines.append(f"| {name} | {planned.source_plugin} | {'yes' if planned.required else 'no'} | "
                      f"{status} | {_cell(detail)} |")
 
-    strict = context.results.get("completion_check")
     lines += ["", "## Completion", ""]
-    if strict is not None and "strict_pass" in strict.summary:
-        lines.append(f"- `strict_pass`: **{str(strict.summary['strict_pass']).lower()}** "
-                     "(see `reports/migration/gpu_completion_check.md`)")
-        for failure in strict.summary.get("failures", []):
+    checks = [p for p in context.plan if p.enabled and StageKind(p.spec.kind) == StageKind.CHECK]
+    for planned in checks:
+        result = context.results.get(planned.spec.name)
+        if result is None or result.verdict is None:
+            lines.append(f"- {planned.spec.name}: not evaluated in this run")
+            continue
+        # A check names its verdict in its summary (the completion check: the seed's strict_pass).
+        label = next((f"`{key}`" for key, value in result.summary.items() if value is result.verdict),
+                     planned.spec.name)
+        where = f" (see `{_rel(result.artifacts.get('report_md') or result.metrics_path, root)}`)"
+        lines.append(f"- {label}: **{str(result.verdict).lower()}**{where}")
+        for failure in result.summary.get("failures", []):
             lines.append(f"  - failed: {failure}")
-    else:
+    if not checks:
         lines.append("- `strict_pass`: not evaluated in this run")
 
     if context.decisions:

@@ -53,7 +53,7 @@ def test_bad_heldout_file_is_rejected_before_training(medllm_run, tmp_path: Path
 
 
 def test_settings_are_validated_with_their_key(medllm_run) -> None:
-    from medllm_core.kernel.errors import ConfigError
+    from medllm_core.api import ConfigError
 
     with pytest.raises(ConfigError, match=r"stages\.perplexity\.max_rows.*must be > 0"):
         medllm_run(only=["perplexity"], overrides={"stages.perplexity.max_rows": 0})
