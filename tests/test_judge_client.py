@@ -308,6 +308,8 @@ def test_cache_key_covers_model_prompt_version_and_messages(server: JudgeServer,
     reordered = [{"content": m["content"], "role": m["role"]} for m in MESSAGES]
     assert cache_key(MODEL, "v1", reordered, 0.0) == cache_key(MODEL, "v1", MESSAGES, 0.0)
     assert cache_key(MODEL, "v1", MESSAGES, 0.0) != cache_key(MODEL, "v1", MESSAGES, 0.7)
+    assert cache_key(MODEL, "v1", MESSAGES, 0.0, endpoint="http://a/v1") != cache_key(MODEL, "v1", MESSAGES, 0.0,
+                                                                               endpoint="http://b/v1")
 
 
 def test_corrupt_cache_entry_is_a_miss_and_is_rewritten(server: JudgeServer, make_client: ClientFactory,

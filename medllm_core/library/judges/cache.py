@@ -24,14 +24,18 @@ from medllm_core.kernel.atomic import write_json
 log = logging.getLogger("medllm.judges")
 
 # Bump when the key recipe or entry layout changes: old entries then simply miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the endpoint is part of the key
 
 
 def cache_key(model: str, prompt_version: str, messages: list[dict[str, Any]], temperature: float,
-              max_tokens: int | None = None) -> str:
-    """sha256 of a canonical JSON form of what the judge is asked (key order never matters)."""
+              max_tokens: int | None = None, endpoint: str = "") -> str:
+    """sha256 of a canonical JSON form of what the judge is asked, and of whom (key order never matters).
+
+    The endpoint is part of the key: two servers that call their model by the same name share nothing.
+    """
     payload: dict[str, Any] = {
         "format": CACHE_FORMAT,
+        "endpoint": endpoint,
         "model": model,
         "prompt_version": prompt_version,
         "temperature": float(temperature),

@@ -177,7 +177,8 @@ class JudgeClient:
             raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
         started = time.monotonic()
         cfg = self.config
-        key = cache_key(cfg.model, prompt_version, messages, TEMPERATURE, cfg.max_tokens)
+        key = cache_key(cfg.model, prompt_version, messages, TEMPERATURE, cfg.max_tokens,
+                        endpoint=cfg.resolved_base_url)
         self.stats.add("requests")
 
         def result(**fields: Any) -> JudgeResult:
