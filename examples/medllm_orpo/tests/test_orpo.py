@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -75,3 +76,43 @@ def test_not_required_when_the_profile_says_so(medllm_run) -> None:
     # With ORPO not required (and SFT off) no training stage is required: the check says so.
     assert "orpo" not in run.strict_check()["required_stages"]
     assert run.strict_check()["failures"] == ["no required training stage is enabled in this run"]
+
+
+# --- a training method joins the whole pipeline through the artifacts it declares ----------
+
+QUICK_DPO = {key.replace("orpo", "dpo"): value for key, value in QUICK_ORPO.items() if "beta" not in key}
+WHOLE = ["sft", "dpo", "orpo", "eval", "method_comparison", "completion_check", "thesis_reports", "readiness"]
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    return run_pipeline(tmp_path_factory.mktemp("orpo_whole"), only=WHOLE,
+                        overrides={**QUICK_ORPO, **QUICK_DPO, "stages.eval.max_items": 3,
+                                   "stages.eval.max_new_tokens_open": 8, "stages.eval.max_new_tokens_mcq": 8})
+
+
+def test_orpo_is_an_eval_variant(whole_run: PipelineRun) -> None:
+    assert whole_run.exit_code == 0, whole_run.message
+    results = whole_run.read_json("reports/eval/eval_results.json")
+    assert set(results["variants"]) == {"base", "sft", "dpo", "orpo"}
+    assert results["baseline_variant"] == "sft"
+    assert {c["variant"] for c in results["comparisons_vs_baseline"]} == {"dpo", "orpo"}
+    assert whole_run.artifact("reports/eval/predictions/orpo_mcq.jsonl").is_file()
+
+
+def test_orpo_is_in_the_method_comparison(whole_run: PipelineRun) -> None:
+    comparison = whole_run.read_json("reports/training/method_comparison.json")
+    assert [m["method"] for m in comparison["methods"]] == ["dpo", "orpo"]
+    orpo = next(m for m in comparison["methods"] if m["method"] == "orpo")
+    assert orpo["steps"] == 4 and orpo["status"] == "trained"
+    assert "| orpo | trained | 4 |" in whole_run.artifact("reports/training/method_comparison.md").read_text()
+
+
+def test_orpo_is_required_by_the_completion_check_and_in_the_reports(whole_run: PipelineRun) -> None:
+    assert whole_run.strict_check()["required_stages"] == ["sft", "dpo", "orpo"]
+    report = whole_run.artifact("reports/eval_default.md").read_text(encoding="utf-8")
+    assert "| orpo |" in report
+    record = whole_run.read_json("reports/thesis_support/experiment_record.json")
+    assert "orpo" in json.dumps(record)
+    draft = whole_run.artifact("reports/thesis_support/thesis_draft_material.md").read_text(encoding="utf-8")
+    assert "orpo" in draft.lower()
