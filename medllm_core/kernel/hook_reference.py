@@ -144,7 +144,8 @@ def render_reference(module: ModuleType = hookspecs) -> str:
         "<!-- tests/test_plugin_hook_reference.py fails when this file and the code disagree. -->",
         "",
         "The tutorial is in [plugins.md](plugins.md). Entry-point group: "
-        f"`{hookspecs.ENTRY_POINT_GROUP}`; markers: `from medllm_core.kernel.hookspecs import hookimpl`.",
+        f"`{hookspecs.ENTRY_POINT_GROUP}`; the marker and every contract name come from the public API: "
+        "`from medllm_core.api import hookimpl`.",
         "",
         "## Hooks",
         "",
