@@ -19,7 +19,13 @@ from medllm_core.library.training.preference_data import kto_train_rows, prefere
 from medllm_core.library.training.recovery import Attempt
 from medllm_core.library.training.trl_common import config_kwargs, load_sft_policy
 
-SFT_STAGE = "sft"
+
+def starting_stage(ctx: StageContext) -> str:
+    """The stage whose adapter this method continues: the one its StageSpec consumes an adapter from."""
+    start = ctx.stage.spec.starts_from()
+    if start is None:
+        raise MedllmError(f"stage '{ctx.name}' declares no adapter to start from (consumes ADAPTER from a stage)")
+    return start
 
 
 def preference_paths(ctx: StageContext, method: str) -> TrainingPaths:
@@ -28,16 +34,11 @@ def preference_paths(ctx: StageContext, method: str) -> TrainingPaths:
 
 
 def sft_adapter(ctx: StageContext) -> str:
-    result = ctx.results.get(SFT_STAGE)
+    start = starting_stage(ctx)
+    result = ctx.results.get(start)
     if result is None or not result.checkpoint_path:
-        raise MedllmError(f"stage '{ctx.name}' needs the SFT checkpoint, but SFT left none")
+        raise MedllmError(f"stage '{ctx.name}' needs the {start} checkpoint, but {start} left none")
     return result.checkpoint_path
-
-
-def _dataset(rows: list[dict]) -> Any:
-    from datasets import Dataset
-
-    return Dataset.from_list(rows)
 
 
 def reference_kwargs(attempt: Attempt) -> dict[str, Any]:
@@ -47,42 +48,42 @@ def reference_kwargs(attempt: Attempt) -> dict[str, Any]:
     return {"precompute_ref_log_probs": True, "precompute_ref_batch_size": attempt.micro_batch_size * 2}
 
 
+def _trainer(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any], trainer_class: Any,
+             config_class: Any, **method_options: Any) -> Any:
+    """One TRL preference trainer on the starting adapter (trainable), prepared for the fast path."""
+    from datasets import Dataset
+
+    model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
+    prepare_model(model, attempt)
+    output_dir = preference_paths(ctx, ctx.name).output_dir
+    args = config_class(**config_kwargs(ctx, attempt, output_dir, stage_seed(ctx)), **method_options)
+    return prepare_trainer(trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                         processing_class=tokenizer, callbacks=callbacks), attempt)
+
+
 def build_dpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
     from trl import DPOConfig, DPOTrainer
 
     s = ctx.settings
-    model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
-    prepare_model(model, attempt)
-    args = DPOConfig(**config_kwargs(ctx, attempt, preference_paths(ctx, "dpo").output_dir, stage_seed(ctx)),
-                     beta=s.beta, loss_type=s.loss_type, **reference_kwargs(attempt))
-    return prepare_trainer(DPOTrainer(model=model, args=args, train_dataset=_dataset(rows),
-                                      processing_class=tokenizer, callbacks=callbacks), attempt)
+    return _trainer(ctx, attempt, rows, callbacks, DPOTrainer, DPOConfig, beta=s.beta, loss_type=s.loss_type,
+                    **reference_kwargs(attempt))
 
 
 def build_simpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     s = ctx.settings
-    model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
-    prepare_model(model, attempt)
-    args = CPOConfig(**config_kwargs(ctx, attempt, preference_paths(ctx, "simpo").output_dir, stage_seed(ctx)),
-                     loss_type="simpo", cpo_alpha=0.0, beta=s.beta, simpo_gamma=s.simpo_gamma,
-                     remove_unused_columns=False)
-    return prepare_trainer(CPOTrainer(model=model, args=args, train_dataset=_dataset(rows),
-                                      processing_class=tokenizer, callbacks=callbacks), attempt)
+    return _trainer(ctx, attempt, rows, callbacks, CPOTrainer, CPOConfig, loss_type="simpo", cpo_alpha=0.0,
+                    beta=s.beta, simpo_gamma=s.simpo_gamma, remove_unused_columns=False)
 
 
 def build_kto(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
     from trl import KTOConfig, KTOTrainer
 
     s = ctx.settings
-    model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
-    prepare_model(model, attempt)
-    args = KTOConfig(**config_kwargs(ctx, attempt, preference_paths(ctx, "kto").output_dir, stage_seed(ctx)),
-                     beta=s.beta, desirable_weight=s.desirable_weight, undesirable_weight=s.undesirable_weight,
-                     **reference_kwargs(attempt))
-    return prepare_trainer(KTOTrainer(model=model, args=args, train_dataset=_dataset(rows),
-                                      processing_class=tokenizer, callbacks=callbacks), attempt)
+    return _trainer(ctx, attempt, rows, callbacks, KTOTrainer, KTOConfig, beta=s.beta,
+                    desirable_weight=s.desirable_weight, undesirable_weight=s.undesirable_weight,
+                    **reference_kwargs(attempt))
 
 
 METHODS = {
@@ -94,6 +95,8 @@ METHODS = {
 
 def run_preference(ctx: StageContext, method: str) -> StageResult:
     title, build, load_rows, min_batch, reference = METHODS[method]
+    start = starting_stage(ctx)
+    started = ctx.results.get(start)
     training = TrainingMethod(
         method=method,
         title=title,
@@ -102,12 +105,11 @@ def run_preference(ctx: StageContext, method: str) -> StageResult:
         build_trainer=build,
         plan_speed=lambda c, rows: stage_speed_plan(c, method, rows, resolve_model_path(c)),
         min_micro_batch=min_batch,
-        extra_facts={"reference_model": reference, "starts_from": "sft",
-                     "sft_checkpoint": ctx.results[SFT_STAGE].checkpoint_path
-                     if ctx.results.get(SFT_STAGE) else None},
+        extra_facts={"reference_model": reference, "starts_from": start,
+                     "sft_checkpoint": started.checkpoint_path if started else None},
     )
-    sft = ctx.results.get(SFT_STAGE)
-    if ctx.gate.training_allowed and (sft is None or not sft.ok):
-        why = "SFT did not run" if sft is None else f"SFT was {sft.status}" + (f": {sft.reason}" if sft.reason else "")
-        return skip(ctx, training, f"needs the SFT model; {why}")
+    if ctx.gate.training_allowed and (started is None or not started.ok):
+        why = f"stage '{start}' did not run" if started is None else f"stage '{start}' was {started.status}" + (
+            f": {started.reason}" if started.reason else "")
+        return skip(ctx, training, f"needs the model of stage '{start}'; {why}")
     return run_training_stage(ctx, training)
