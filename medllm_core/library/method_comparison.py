@@ -37,6 +37,7 @@ def _row(stage: str, metrics: dict[str, Any] | None, status: str) -> dict[str, A
         "effective_batch_size": (metrics.get("final_settings") or metrics.get("settings") or {})
         .get("effective_batch_size"),
         "decisions": [f"{d['kind']}: {d['summary']}" for d in metrics.get("decisions", [])],
+        "note": metrics.get("comparison_note", ""),
     }
 
 
@@ -58,8 +59,7 @@ def build_comparison(plan: list[Any], results: dict[str, Any]) -> dict[str, Any]
         "methods": rows,
         "starts_from": baseline,
         "same_training_pairs": len(fingerprints) <= 1,
-        "note": f"All methods start from the same {baseline} adapter with the same seed and preference split; KTO "
-                "uses the same pairs as unpaired desirable/undesirable examples unless a KTO file is given.",
+        "note": f"All methods start from the same {baseline} adapter with the same seed and preference split.",
     }
 
 
@@ -91,8 +91,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(r['tokens_per_second'])} | {_fmt(r['peak_memory_gb'])} ({r['peak_memory_kind']}) | "
             f"{r.get('reference_model') or '–'} |"
         )
-    lines += ["", "KTO's trainer logs no reward accuracy (its examples are unpaired); its margin is "
-              "mean desirable reward minus mean undesirable reward.", ""]
+    notes = [f"- {r['method']}: {r['note']}" for r in report["methods"] if r.get("note")]
+    lines += ["", *notes, ""] if notes else [""]
     decided = [(r["method"], d) for r in report["methods"] for d in r.get("decisions", [])]
     if decided:
         lines += ["## Decisions taken", ""] + [f"- {m}: {d}" for m, d in decided] + [""]

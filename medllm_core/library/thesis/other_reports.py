@@ -87,6 +87,24 @@ def _risk_findings(risk: dict[str, Any] | None) -> list[dict[str, Any]]:
     return sorted(findings, key=lambda f: -f["severity"])
 
 
+def methods_sentence(inputs: ReportInputs) -> str:
+    """The training methods of this run (from the method comparison and their metrics), in one sentence."""
+    comparison = inputs.method_comparison or {}
+    trained = [row["method"] for row in comparison.get("methods", []) if row.get("status") == "trained"]
+    if not trained:
+        return ""
+    described = []
+    for name in trained:
+        metrics = inputs.training_metrics.get(name, {})
+        title = metrics.get("title") or name
+        reference = metrics.get("reference_model")
+        described.append(f"{title} (reference model: {reference})" if reference else title)
+    listed = described[0] if len(described) == 1 else ", ".join(described[:-1]) + " and " + described[-1]
+    count = f"{len(trained)} training method{'s' if len(trained) > 1 else ''} {'were' if len(trained) > 1 else 'was'}"
+    return (f" Starting from the same {comparison.get('starts_from')} adapter, with the same seed and preference "
+            f"data split, {count} trained: {listed}.")
+
+
 def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
     profile = record["effective_profile"]
     lora = profile["model"]["lora"]
@@ -99,10 +117,7 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
         "",
         f"The base model `{profile['model']['name_or_path']}` was adapted with LoRA (rank {lora['r']}, alpha "
         f"{lora['alpha']}, dropout {lora['dropout']}, target modules {lora['target_modules']}) by supervised "
-        "fine-tuning (TRL SFTTrainer). Starting from the same SFT adapter, with the same seed and preference data "
-        "split, three preference-optimisation methods were trained: DPO (reference model = the SFT model), "
-        "SimPO (reference-free, CPO trainer with the SimPO loss) and KTO (reference = the SFT model; unpaired "
-        "desirable/undesirable examples).",
+        "fine-tuning (TRL SFTTrainer)." + methods_sentence(inputs),
         "",
         "## Setup",
         "",

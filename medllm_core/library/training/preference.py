@@ -91,6 +91,12 @@ METHODS = {
     "simpo": ("SimPO", build_simpo, preference_train_rows, 1, "none (SimPO is reference-free)"),
     "kto": ("KTO", build_kto, kto_train_rows, 2, "SFT model (frozen copy of the SFT adapter)"),
 }
+# Shown under the method comparison table, where a column means something else for one method.
+COMPARISON_NOTES = {
+    "kto": "KTO's trainer logs no reward accuracy (its examples are unpaired); its margin is mean desirable reward "
+           "minus mean undesirable reward. Without a [data.kto] file its examples are the preference pairs, split "
+           "into desirable (chosen) and undesirable (rejected).",
+}
 
 
 def run_preference(ctx: StageContext, method: str) -> StageResult:
@@ -105,7 +111,8 @@ def run_preference(ctx: StageContext, method: str) -> StageResult:
         build_trainer=build,
         plan_speed=lambda c, rows: stage_speed_plan(c, method, rows, resolve_model_path(c)),
         min_micro_batch=min_batch,
-        extra_facts={"reference_model": reference, "starts_from": start,
+        extra_facts={"title": title, "reference_model": reference, "starts_from": start,
+                     **({"comparison_note": COMPARISON_NOTES[method]} if method in COMPARISON_NOTES else {}),
                      "sft_checkpoint": started.checkpoint_path if started else None},
     )
     if ctx.gate.training_allowed and (started is None or not started.ok):
