@@ -19,6 +19,7 @@ from types import ModuleType
 import pluggy
 
 from medllm_core.kernel import hookspecs
+from medllm_core.kernel.overrides import StageCatalogue
 from medllm_core.kernel.stages import StageSpec
 
 BUILTIN_PLUGIN_MODULES = (
@@ -60,6 +61,10 @@ class StageRegistry:
 
     def settings_schemas(self) -> dict[str, type | None]:
         return {name: spec.settings for name, spec in self.stages.items()}
+
+    def catalogue(self) -> StageCatalogue:
+        """What the profile loader needs: each stage's settings, environment variables and older keys."""
+        return StageCatalogue.from_specs(self.stages.values())
 
 
 def _split_names(value: str | None) -> set[str]:
