@@ -105,8 +105,11 @@ def leaf_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 @dataclass(frozen=True)
-class StageCatalogue:
-    """What the profile loader needs to know about the registered stages."""
+class StageCatalogue(Mapping[str, "type | None"]):
+    """What the profile loader needs to know about the registered stages.
+
+    As a mapping it is stage name -> settings dataclass (what ``settings_schemas()`` always returned).
+    """
 
     settings: Mapping[str, type | None] = field(default_factory=dict)  # stage -> settings dataclass
     env: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # VAR -> ("stages.x.field", ...)
@@ -130,6 +133,9 @@ class StageCatalogue:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.settings)
+
+    def __len__(self) -> int:
+        return len(self.settings)
 
     @property
     def legacy_sections(self) -> set[str]:

@@ -59,8 +59,9 @@ class StageRegistry:
     def failed_plugins(self) -> list[PluginRecord]:
         return [p for p in self.plugins if p.status == "failed"]
 
-    def settings_schemas(self) -> dict[str, type | None]:
-        return {name: spec.settings for name, spec in self.stages.items()}
+    def settings_schemas(self) -> StageCatalogue:
+        """Stage name -> settings dataclass; also carries the stages' variables and older keys."""
+        return self.catalogue()
 
     def catalogue(self) -> StageCatalogue:
         """What the profile loader needs: each stage's settings, environment variables and older keys."""
