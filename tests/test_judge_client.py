@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from medllm_core.kernel.errors import ConfigError
-from medllm_core.library.judges.settings import JudgeEndpoint
 from medllm_core.library.judges import (
     JudgeClient,
     JudgeConfig,
@@ -35,6 +34,7 @@ from medllm_core.library.judges import (
     require_keys,
     retry_after_seconds,
 )
+from medllm_core.library.judges.settings import JudgeEndpoint
 from tests.judge_server import DEFAULT_VERDICT, GARBAGE, JudgeServer
 
 pytest.importorskip("openai")
