@@ -155,7 +155,7 @@ def run_pipeline(
         cli.update({"stages.sft.max_steps": sft_steps, "stages.sft.save_steps": sft_steps})
     cli.update(overrides or {})
     # Validate against every registered stage (the profile may configure ones `only` leaves out).
-    loaded = load_profile(profile, environ=env, cli_overrides=cli, stage_schemas=registry.settings_schemas())
+    loaded = load_profile(profile, environ=env, cli_overrides=cli, stages=registry.catalogue())
     planned = restrict(registry, only) if only is not None else registry
     run = new_run_info(loaded)
     outcome = execute(loaded, planned, run=run)

@@ -15,7 +15,7 @@ from typing import Any
 from medllm_core import __version__
 from medllm_core.kernel.errors import ConfigError, ExitCode, MedllmError
 
-SUBCOMMANDS = ("plugins", "plugin", "data", "attach")
+SUBCOMMANDS = ("plugins", "plugin", "data", "attach", "options")
 
 
 def _parse_sets(values: Sequence[str]) -> dict[str, Any]:
@@ -34,7 +34,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medllm-tui",
         description="Medical LLM fine-tuning pipeline: SFT → DPO/SimPO/KTO → evaluation → reports.",
-        epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui data check PATH --stage sft', "
+        epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui options [STAGE]', "
+               "'medllm-tui data check PATH --stage sft', "
                "'medllm-tui attach [RUN_DIR]', 'medllm-tui plugin new NAME'. "
                "Continue an interrupted run: medllm-tui --run PROFILE --resume [RUN_DIR]. "
                "Exit codes: 0 ok, 2 config/data error, 3 preflight gate, 4 stage failed, 5 strict check failed.",
@@ -95,7 +96,7 @@ def command_run(args: argparse.Namespace) -> int:
     quiet_library_progress_bars()
     load_env_file()
     registry = load_plugins()
-    profile = load_profile(args.run, cli_overrides=cli_overrides(args), stage_schemas=registry.settings_schemas())
+    profile = load_profile(args.run, cli_overrides=cli_overrides(args), stages=registry.catalogue())
     previous = None
     if args.resume is not None:
         if profile.run.dry_run:
@@ -154,6 +155,35 @@ def command_plugins(argv: Sequence[str]) -> int:
     console.print(stages)
     for warning in registry.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+    return 0
+
+
+def command_options(argv: Sequence[str]) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from medllm_core.kernel.plugin_manager import load_plugins
+    from medllm_core.kernel.schema import closest
+    from medllm_tui.stage_forms import options_rows
+
+    parser = argparse.ArgumentParser(prog="medllm-tui options",
+                                     description="List every stage's [stages.<name>] keys: type, default, help.")
+    parser.add_argument("stage", nargs="?", help="only this stage")
+    args = parser.parse_args(argv)
+    registry = load_plugins()
+    if args.stage and args.stage not in registry.stages:
+        guess = closest(args.stage, registry.stages)
+        raise ConfigError(f"unknown stage '{args.stage}'",
+                          hint=f"did you mean '{guess}'?" if guess else f"stages: {', '.join(registry.stages)}")
+    console = Console(highlight=False)
+    for name, rows in options_rows(registry, args.stage):
+        table = Table(title=escape(f"[stages.{name}]  (plugin {registry.origin[name]})"), title_justify="left")
+        for column in ("key", "type", "default", "help"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row), style="dim" if row[0] in ("enabled", "required") else None)
+        console.print(table)
     return 0
 
 
@@ -233,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_plugins(argv[1:])
         if argv and argv[0] == "data":
             return command_data(argv[1:])
+        if argv and argv[0] == "options":
+            return command_options(argv[1:])
         if argv and argv[0] == "plugin":
             from medllm_tui.plugin_scaffold import command_plugin
 

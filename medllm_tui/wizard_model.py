@@ -19,6 +19,7 @@ from medllm_core.kernel.hardware import HardwareInfo
 from medllm_core.kernel.profile import MODEL_TIERS, Profile, load_profile, save_profile, shipped_profiles_dir
 from medllm_core.library.gates import GateVerdict, evaluate_gate, required_vram_gb
 from medllm_tui.deps import USER_PROFILE_DIR
+from medllm_tui.stage_forms import gate_settings, setting_value
 
 CUSTOM_TIER = "custom"
 TIER_CHOICES = (*MODEL_TIERS, CUSTOM_TIER)
@@ -70,6 +71,16 @@ def recommend_profile(hardware: HardwareInfo | None) -> tuple[str, str]:
     return "cpu_tiny", f"{per_gpu:.0f} GB per GPU is below the 7B gate: tiny only"
 
 
+# The toggles of the options step and the stage settings they set.
+TOGGLE_KEYS = {
+    "llm_judge": "stages.llm_judge.use_llm",
+    "risk_judge": "stages.risk_judge.use_llm",
+    "v2_llm_fallback": "stages.eval.llm_fallback",
+    "allow_skip_training": "stages.preflight.allow_skip_training",
+    "force_skip_training": "stages.preflight.force_skip_training",
+}
+
+
 @dataclass
 class WizardChoices:
     profile: ProfileOption | None = None
@@ -82,25 +93,32 @@ class WizardChoices:
     force_skip_training: bool = False
     dry_run: bool = False
     save_name: str = ""
+    # "stages.<name>.<field>" -> value chosen on the stage options screen
+    stage_options: dict[str, Any] = field(default_factory=dict)
 
     def load_defaults_from(self, profile: Profile) -> None:
         """Start every toggle from what the chosen profile already says."""
         self.tier = profile.model.tier
         self.custom_model = ""
-        self.llm_judge = profile.judges.llm_judge
-        self.risk_judge = profile.judges.risk_judge
-        self.v2_llm_fallback = profile.judges.v2_llm_fallback
-        self.allow_skip_training = profile.gates.allow_skip_training
-        self.force_skip_training = profile.gates.force_skip_training
+        self.stage_options = {}
+        for attribute, dotted in TOGGLE_KEYS.items():
+            setattr(self, attribute, bool(setting_value(profile, dotted, False)))
+
+    def set_toggle(self, attribute: str, value: bool) -> None:
+        setattr(self, attribute, value)
+        self.stage_options.pop(TOGGLE_KEYS.get(attribute, ""), None)
+
+    def set_option(self, dotted: str, value: Any) -> None:
+        """A value from the stage options screen (a toggle's key keeps its checkbox in step)."""
+        self.stage_options[dotted] = value
+        for attribute, key in TOGGLE_KEYS.items():
+            if key == dotted:
+                setattr(self, attribute, bool(value))
 
     def overrides(self, base: Profile) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "judges.llm_judge": self.llm_judge,
-            "judges.risk_judge": self.risk_judge,
-            "judges.v2_llm_fallback": self.v2_llm_fallback,
-            "gates.allow_skip_training": self.allow_skip_training,
-            "gates.force_skip_training": self.force_skip_training,
-        }
+        values: dict[str, Any] = {dotted: getattr(self, attribute) for attribute, dotted in TOGGLE_KEYS.items()
+                                  if setting_value(base, dotted, None) is not None}
+        values.update(self.stage_options)
         if self.tier == CUSTOM_TIER:
             if self.custom_model.strip():
                 values["model.name_or_path"] = self.custom_model.strip()
@@ -116,6 +134,7 @@ class WizardChoices:
 def load_base(option: ProfileOption) -> Profile:
     # environ={}: the wizard shows and saves what the file plus the user's choices say; the
     # seed's environment variables still apply when the run starts, exactly as on the CLI.
+    # The loader validates [stages.*] against the registered plugins (older [gates]/[judges] keys included).
     return load_profile(option.path.resolve(), environ={})
 
 
@@ -147,7 +166,7 @@ def tier_verdict(base: Profile, hardware: HardwareInfo | None, tier: str) -> Gat
     probe = copy.deepcopy(base)
     probe.model.tier = tier
     probe.model.name_or_path = TIER_MODELS[tier]  # the estimate follows the tier's model, not the profile's
-    return evaluate_gate(probe, hardware)
+    return evaluate_gate(probe, hardware, gate_settings(base))
 
 
 def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
@@ -155,7 +174,7 @@ def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
         return f"custom model name or path (gate of tier '{base.model.tier}')"
     probe = copy.deepcopy(base)
     probe.model.tier = tier
-    need = required_vram_gb(probe)
+    need = required_vram_gb(probe, gate_settings(base))
     verdict = tier_verdict(base, hardware, tier)
     need_text = f"needs ≥ {need:.0f} GB per GPU" if need else "no VRAM gate"
     if verdict is None:
@@ -219,5 +238,6 @@ def preview_plan(profile: Profile, hardware: HardwareInfo) -> PlanPreview:
     preview.stages = [PlanLine(p.spec.name, p.enabled, p.required) for p in planned]
     decision = choose_precision(hardware)
     preview.precision = f"{decision.dtype} — {decision.reason}"
-    preview.gate = evaluate_gate(profile, hardware)
+    gate = next((p for p in planned if p.enabled and p.spec.gate is not None), None)
+    preview.gate = evaluate_gate(profile, hardware, gate.settings if gate else None)
     return preview

@@ -6,6 +6,7 @@ from medllm_core.kernel.artifacts import ArtifactKind, consumes
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.stages import StageKind, StageSpec
 from medllm_core.library.evaluation.settings import EvalSettings
+from medllm_core.library.judges.settings import endpoint_aliases
 
 
 def _run(ctx):
@@ -23,6 +24,8 @@ def _check(ctx) -> None:
 @hookimpl
 def register_stages(register) -> None:
     register(StageSpec(name="eval", run=_run, kind=StageKind.EVALUATION, settings=EvalSettings,
+                       env={"ENABLE_V2_LLM_FALLBACK": "llm_fallback", "OPENAI_BASE_URL": "fallback_judge.base_url"},
+                       aliases={"judges.v2_llm_fallback": "llm_fallback", **endpoint_aliases("fallback_judge.")},
                        consumes=consumes(ArtifactKind.ADAPTER),  # every trained variant
                        produces=(ArtifactKind.EVAL_RESULTS, ArtifactKind.EVAL_ANSWERS),
                        description="multiple-choice accuracy with intervals and paired tests; answers to open "

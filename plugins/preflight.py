@@ -15,6 +15,7 @@ from medllm_core.kernel.gate import GateVerdict
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 from medllm_core.library.env_file import inspect_env_file
+from medllm_core.library.gates import PREFLIGHT_ALIASES, PREFLIGHT_ENV, PreflightSettings
 
 GIB = 1024**3
 AUTODL_DATA_DISK = Path("/root/autodl-tmp")
@@ -77,7 +78,7 @@ def run_preflight(ctx: StageContext) -> StageResult:
         ctx.log(warning, level="warning")
 
     output_free = _free_gb(ctx.run.output_dir)
-    threshold = ctx.profile.gates.min_free_disk_gb if ctx.profile.model.tier != "tiny" else 1.0
+    threshold = ctx.settings.min_free_disk_gb if ctx.profile.model.tier != "tiny" else 1.0
     facts["disk"] = {"output_dir": str(ctx.run.output_dir), "free_gb": output_free, "min_free_gb": threshold}
     ctx.check("free_disk", output_free >= threshold, f"{output_free} GB free at {ctx.run.output_dir} "
               f"(want >= {threshold} GB)")
@@ -104,7 +105,7 @@ def run_preflight(ctx: StageContext) -> StageResult:
 def run_gate(ctx: StageContext) -> GateVerdict:
     from medllm_core.library.gates import evaluate_gate
 
-    return evaluate_gate(ctx.profile, ctx.hardware)
+    return evaluate_gate(ctx.profile, ctx.hardware, ctx.settings)
 
 
 @hookimpl
@@ -115,6 +116,9 @@ def register_stages(register) -> None:
         kind=StageKind.PREFLIGHT,
         produces=(ArtifactKind.PREFLIGHT,),
         gate=run_gate,
+        settings=PreflightSettings,
+        env=PREFLIGHT_ENV,
+        aliases=PREFLIGHT_ALIASES,
         description="GPU probe, precision policy, VRAM gate, .env, disk and HF cache checks",
         required_by_default=False,
         describe_plan=lambda ctx: f"{ctx.hardware.describe()}; precision {ctx.precision.dtype}; "

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from medllm_core.kernel.errors import ExitCode
+from medllm_core.kernel.plugin_manager import load_plugins
 from medllm_core.kernel.profile import ENV_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,8 @@ TINY = REPO / "profiles" / "cpu_tiny.toml"
 SFT_SAMPLE = REPO / "data" / "samples" / "sft_medical_zh_en.jsonl"
 PREF_SAMPLE = REPO / "data" / "samples" / "preference_medical_zh_en.jsonl"
 CONFIG = int(ExitCode.CONFIG_ERROR)
-SCRUBBED = {*ENV_OVERRIDES, "MEDLLM_BLOCK_PLUGINS", "MEDLLM_ALLOW_PLUGINS", "MEDLLM_ENV_FILE", "OPENAI_API_KEY",
+SEED_VARIABLES = {*ENV_OVERRIDES, *load_plugins(environ={}).catalogue().env}
+SCRUBBED = {*SEED_VARIABLES, "MEDLLM_BLOCK_PLUGINS", "MEDLLM_ALLOW_PLUGINS", "MEDLLM_ENV_FILE", "OPENAI_API_KEY",
             "HF_TOKEN"}
 
 GOOD_ROW = {"messages": [{"role": "user", "content": "发烧怎么办"}, {"role": "assistant", "content": "多喝水"}]}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from medllm_core.kernel.plugin_manager import load_plugins
 from medllm_core.kernel.profile import ENV_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +64,8 @@ print("REPORT " + json.dumps(report))
 def headless(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("headless")
     out = work / "out"
-    env = {k: v for k, v in os.environ.items() if k not in ENV_OVERRIDES and not k.startswith("MEDLLM_")}
+    seed_variables = {*ENV_OVERRIDES, *load_plugins(environ={}).catalogue().env}
+    env = {k: v for k, v in os.environ.items() if k not in seed_variables and not k.startswith("MEDLLM_")}
     env.update(COLUMNS="250", HF_HUB_OFFLINE="1", MEDLLM_ENV_FILE=str(work / "absent.env"), PYTHONIOENCODING="utf-8")
     # Run from a scratch folder: only the installed packages are importable, like on a rented box.
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(out), str(TINY)], cwd=work, env=env,

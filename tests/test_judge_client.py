@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from medllm_core.kernel.errors import ConfigError
-from medllm_core.kernel.profile import JudgesSection
 from medllm_core.library.judges import (
     JudgeClient,
     JudgeConfig,
@@ -35,6 +34,7 @@ from medllm_core.library.judges import (
     require_keys,
     retry_after_seconds,
 )
+from medllm_core.library.judges.settings import JudgeEndpoint
 from tests.judge_server import DEFAULT_VERDICT, GARBAGE, JudgeServer
 
 pytest.importorskip("openai")
@@ -396,7 +396,7 @@ def test_without_a_key_the_judge_is_unavailable_with_a_reason(server: JudgeServe
 
 def test_key_comes_from_the_environment_and_never_shows(server: JudgeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    config = JudgeConfig.from_profile(JudgesSection(base_url=server.url, model=MODEL), cache_dir="~/judge-cache")
+    config = JudgeConfig.from_profile(JudgeEndpoint(base_url=server.url, model=MODEL), cache_dir="~/judge-cache")
     assert config.api_key == KEY
     available, reason = judge_availability(config)
     assert available and KEY not in reason and MODEL in reason
@@ -404,8 +404,8 @@ def test_key_comes_from_the_environment_and_never_shows(server: JudgeServer, mon
     assert config.describe()["api_key_configured"] is True
     assert config.cache_dir == Path("~/judge-cache").expanduser()
     with pytest.raises(ConfigError):
-        JudgeConfig.from_profile(JudgesSection(), api_key="sk-from-a-profile")
-    assert JudgeConfig.from_profile(JudgesSection(model="a"), model="b", max_retries=0).model == "b"
+        JudgeConfig.from_profile(JudgeEndpoint(), api_key="sk-from-a-profile")
+    assert JudgeConfig.from_profile(JudgeEndpoint(model="a"), model="b", max_retries=0).model == "b"
 
 
 def test_base_url_falls_back_to_the_environment_then_openai(monkeypatch: pytest.MonkeyPatch) -> None:

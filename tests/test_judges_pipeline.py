@@ -41,7 +41,7 @@ def _run(tmp_path: Path, monkeypatch, server: JudgeServer | None, *, key: str | 
         **extra,
     }
     profile = load_profile(REPO / "profiles/cpu_tiny.toml", environ={}, cli_overrides=cli,
-                           stage_schemas=registry.settings_schemas())
+                           stages=registry.catalogue())
     return execute(profile, registry, run=new_run_info(profile), secrets=environment_secrets())
 
 

@@ -314,7 +314,7 @@ def test_readiness_is_false_when_a_required_report_is_missing(default_run, tmp_p
     run_dir = next((copy / "runs").iterdir())
     context = SimpleNamespace(
         run=SimpleNamespace(reports_dir=copy, events_path=run_dir / "events.jsonl", run_id=run_dir.name),
-        results={},
+        results={}, plan=[],  # no judge stages planned: only the report conditions apply
         profile=load_profile(REPO / "profiles/cpu_tiny.toml", environ={}, cli_overrides={"model.tier": "7b"}),
     )
     report = evaluate_readiness(context, ReportInputs.gather(context))

@@ -39,7 +39,7 @@ PREF_SAMPLE = REPO / "data" / "samples" / "preference_medical_zh_en.jsonl"
 
 @pytest.fixture(scope="module")
 def schemas() -> dict[str, type | None]:
-    return load_plugins(environ={}).settings_schemas()
+    return load_plugins(environ={}).catalogue()
 
 
 def load(spec: str | Path, schemas: dict[str, type | None], *, environ: dict[str, str] | None = None,
@@ -98,11 +98,12 @@ def test_cpu_tiny_key_values(schemas: dict[str, type | None]) -> None:
     assert profile.model.tier == "tiny"
     assert (profile.model.lora.r, profile.model.lora.alpha, profile.model.lora.dropout) == (8, 16, 0.0)
     assert profile.model.lora.target_modules == "all-linear"
-    assert profile.gates.allow_skip_training is False
-    assert profile.gates.force_skip_training is False
+    assert profile.stages["preflight"]["allow_skip_training"] is False
+    assert profile.stages["preflight"]["force_skip_training"] is False
     assert profile.run.dry_run is False
     assert profile.run.seed == 42
-    assert not (profile.judges.llm_judge or profile.judges.risk_judge or profile.judges.v2_llm_fallback)
+    assert not (profile.stages["llm_judge"]["use_llm"] or profile.stages["risk_judge"]["use_llm"]
+                or profile.stages["eval"]["llm_fallback"])
     assert profile.data["sft"].format == "messages"
     assert profile.resolve_path(profile.data["sft"].path) == SFT_SAMPLE
     assert profile.resolve_path(profile.data["preference"].path) == PREF_SAMPLE
@@ -145,7 +146,7 @@ def test_gpu_profiles_match_their_card(path: Path, schemas: dict[str, type | Non
     assert profile.model.tier in ("7b", "14b")
     assert profile.model.tier.upper() in profile.model.name_or_path.upper()
     assert profile.model_slug == f"qwen25_{profile.model.tier}"
-    gate = profile.gates.min_vram_gb_7b if profile.model.tier == "7b" else profile.gates.min_vram_gb_14b
+    gate = profile.stages["preflight"][f"min_vram_gb_{profile.model.tier}"]
     assert profile.hardware.min_vram_gb >= gate, "the card the profile is written for would fail its own gate"
     assert profile.stages["sft"]["gradient_checkpointing"] is True
 
@@ -173,16 +174,16 @@ def test_gpu_profiles_have_a_usable_max_length(path: Path, schemas: dict[str, ty
 ENV_CASES = [
     ("MODEL_NAME", "Qwen/Qwen2.5-7B-Instruct", "model.name_or_path", "Qwen/Qwen2.5-7B-Instruct"),
     ("MODEL_TIER", "14b", "model.tier", "14b"),
-    ("ALLOW_SKIP_TRAINING", "true", "gates.allow_skip_training", True),
-    ("FORCE_SKIP_TRAINING", "1", "gates.force_skip_training", True),
-    ("ENABLE_LLM_JUDGE", "yes", "judges.llm_judge", True),
-    ("ENABLE_LLM_RISK_JUDGE", "on", "judges.risk_judge", True),
-    ("ENABLE_V2_LLM_FALLBACK", "TRUE", "judges.v2_llm_fallback", True),
+    ("ALLOW_SKIP_TRAINING", "true", "stages.preflight.allow_skip_training", True),
+    ("FORCE_SKIP_TRAINING", "1", "stages.preflight.force_skip_training", True),
+    ("ENABLE_LLM_JUDGE", "yes", "stages.llm_judge.use_llm", True),
+    ("ENABLE_LLM_RISK_JUDGE", "on", "stages.risk_judge.use_llm", True),
+    ("ENABLE_V2_LLM_FALLBACK", "TRUE", "stages.eval.llm_fallback", True),
     ("DRY_RUN", "true", "run.dry_run", True),
     ("DAY1_DRY_RUN", "1", "run.dry_run", True),
-    ("MIN_CUDA_MEM_GB_7B", "20.5", "gates.min_vram_gb_7b", 20.5),
-    ("MIN_CUDA_MEM_GB_14B", "40", "gates.min_vram_gb_14b", 40.0),
-    ("OPENAI_BASE_URL", "http://localhost:8000/v1", "judges.base_url", "http://localhost:8000/v1"),
+    ("MIN_CUDA_MEM_GB_7B", "20.5", "stages.preflight.min_vram_gb_7b", 20.5),
+    ("MIN_CUDA_MEM_GB_14B", "40", "stages.preflight.min_vram_gb_14b", 40.0),
+    ("OPENAI_BASE_URL", "http://localhost:8000/v1", "stages.llm_judge.base_url", "http://localhost:8000/v1"),
     ("MEDLLM_OUTPUT_ROOT", "/tmp/medllm-out", "output_root", "/tmp/medllm-out"),
 ]
 
@@ -196,18 +197,18 @@ def test_env_overrides_the_right_key(var: str, raw: str, dotted: str, expected: 
     assert value_at(profile, dotted) == expected
     assert type(value_at(profile, dotted)) is type(expected)
     assert profile.sources[dotted] == f"env:{var}"
-    # Nothing else moved.
-    others = {k: v for k, v in profile.sources.items() if k != dotted}
+    # Nothing else moved (one variable may feed several stages: OPENAI_BASE_URL).
+    others = {k: v for k, v in profile.sources.items() if v != f"env:{var}"}
     assert set(others.values()) <= {"file"}
 
 
 @pytest.mark.parametrize("raw", ["0", "false", "No", "off", "", " false "])
 def test_env_false_values_switch_a_file_true_off(raw: str, schemas: dict[str, type | None]) -> None:
     path = PROFILES / "a100_40g.toml"
-    assert load(path, schemas).judges.risk_judge is True
+    assert load(path, schemas).stages["risk_judge"]["use_llm"] is True
     profile = load(path, schemas, environ={"ENABLE_LLM_RISK_JUDGE": raw})
-    assert profile.judges.risk_judge is False
-    assert profile.sources["judges.risk_judge"] == "env:ENABLE_LLM_RISK_JUDGE"
+    assert profile.stages["risk_judge"]["use_llm"] is False
+    assert profile.sources["stages.risk_judge.use_llm"] == "env:ENABLE_LLM_RISK_JUDGE"
 
 
 def test_unrelated_env_is_ignored(schemas: dict[str, type | None]) -> None:
@@ -227,8 +228,8 @@ def test_cli_beats_env_beats_file(schemas: dict[str, type | None]) -> None:
     assert profile.sources["run.dry_run"] == "cli"
     assert profile.model.name_or_path == "Qwen/Qwen2.5-14B-Instruct"
     assert profile.sources["model.name_or_path"] == "env:MODEL_NAME"
-    assert profile.gates.allow_skip_training is True
-    assert profile.sources["gates.allow_skip_training"] == "env:ALLOW_SKIP_TRAINING"
+    assert profile.stages["preflight"]["allow_skip_training"] is True
+    assert profile.sources["stages.preflight.allow_skip_training"] == "env:ALLOW_SKIP_TRAINING"
     assert profile.stages["sft"]["max_steps"] == 5
     assert profile.sources["stages.sft.max_steps"] == "cli"
     # Untouched keys keep their file value and say so.
@@ -236,17 +237,18 @@ def test_cli_beats_env_beats_file(schemas: dict[str, type | None]) -> None:
     assert profile.sources["model.lora.r"] == "file"
     assert profile.sources["stages.sft.learning_rate"] == "file"
     # Defaults that nobody set are not claimed by any source.
-    assert "judges.model" not in profile.sources
+    assert "stages.llm_judge.model" not in profile.sources
 
 
 @pytest.mark.parametrize(("dotted", "value"), [
     ("model.name_or_path", "Qwen/Qwen2.5-14B-Instruct"),
     ("model.tier", "14b"),
-    ("gates.allow_skip_training", True),
-    ("gates.force_skip_training", True),
-    ("judges.llm_judge", True),
-    ("judges.risk_judge", True),
-    ("judges.v2_llm_fallback", True),
+    ("stages.preflight.allow_skip_training", True),
+    ("stages.preflight.force_skip_training", True),
+    ("stages.llm_judge.use_llm", True),
+    ("stages.risk_judge.use_llm", True),
+    ("stages.eval.llm_fallback", True),
+    ("stages.eval.fallback_judge.model", "judge-x"),
     ("run.dry_run", True),
     ("model.lora.r", 4),
     ("stages.sft.learning_rate", 0.5),
@@ -263,8 +265,8 @@ def test_cli_can_add_a_stage_table(schemas: dict[str, type | None]) -> None:
     assert profile.stages["completion_check"] == {"enabled": False}
 
 
-@pytest.mark.parametrize(("var", "dotted"), [("MIN_CUDA_MEM_GB_7B", "gates.min_vram_gb_7b"),
-                                             ("MIN_CUDA_MEM_GB_14B", "gates.min_vram_gb_14b")])
+@pytest.mark.parametrize(("var", "dotted"), [("MIN_CUDA_MEM_GB_7B", "stages.preflight.min_vram_gb_7b"),
+                                             ("MIN_CUDA_MEM_GB_14B", "stages.preflight.min_vram_gb_14b")])
 def test_vram_gate_env_overrides_an_integer_file_value(var: str, dotted: str,
                                                        schemas: dict[str, type | None]) -> None:
     profile = load(PROFILES / "a100_40g.toml", schemas, environ={var: "20"})
@@ -547,7 +549,8 @@ def test_save_keeps_overrides(tmp_path: Path, schemas: dict[str, type | None]) -
     saved = save_profile(profile, tmp_path / "sub" / "effective.toml")
     assert saved.is_file()
     raw = tomllib.loads(saved.read_text(encoding="utf-8"))
-    assert raw["gates"]["allow_skip_training"] is True
+    assert raw["stages"]["preflight"]["allow_skip_training"] is True
+    assert "gates" not in raw and "judges" not in raw  # saved in the stages' own tables
     assert raw["model"]["tier"] == "7b"
     assert raw["stages"]["sft"]["max_steps"] == 3
     assert raw["run"]["dry_run"] is True

@@ -18,14 +18,14 @@ def test_profile_reference_block_is_a_valid_profile(tmp_path):
     reference = next(b for b in blocks if "[stages.sft]" in b)
     path = tmp_path / "reference.toml"
     path.write_text(reference, encoding="utf-8")
-    profile = load_profile(path, environ={}, stage_schemas=load_plugins().settings_schemas())
+    profile = load_profile(path, environ={}, stages=load_plugins(environ={}).catalogue())
     assert profile.model.name_or_path == "Qwen/Qwen2.5-7B-Instruct"
     assert profile.stages["sft"]["max_steps"] == -1
 
 
 def test_every_environment_override_is_documented():
     text = _readme()
-    for name in ENV_OVERRIDES:
+    for name in {*ENV_OVERRIDES, *load_plugins(environ={}).catalogue().env}:
         assert f"`{name}`" in text, name
 
 

@@ -27,7 +27,7 @@ def _profile(tmp_path: Path, **overrides):
     cli = {"output_root": str(tmp_path), "stages.dpo.enabled": False, "stages.simpo.enabled": False,
            "stages.kto.enabled": False, "stages.sft.max_steps": 12, "stages.sft.save_steps": 4, **overrides}
     profile = load_profile(REPO / "profiles/cpu_tiny.toml", environ={}, cli_overrides=cli,
-                           stage_schemas=registry.settings_schemas())
+                           stages=registry.catalogue())
     return profile, registry
 
 

@@ -66,13 +66,17 @@ async def test_keyboard_only_wizard_saves_profile_and_starts_detached_run(tmp_pa
     assert launcher.calls == [(saved, tmp_path, False)]
     data = tomllib.loads(saved.read_text(encoding="utf-8"))
     assert data["name"] == "thesis_run_1"
-    assert data["judges"] == {**data["judges"], "llm_judge": True, "risk_judge": False, "v2_llm_fallback": True}
+    # The judge toggles set the judge stages' own settings.
+    stages = data["stages"]
+    assert (stages["llm_judge"]["use_llm"], stages["risk_judge"]["use_llm"], stages["eval"]["llm_fallback"]) == (
+        True, False, True)
+    assert "judges" not in data and "gates" not in data
     assert data["model"]["tier"] == "tiny" and data["model"]["name_or_path"] == "medllm/tiny-qwen2"
     assert data["stages"]["sft"]["max_steps"] == 30
     # Data paths are made absolute: the copy lives in another folder than the shipped profile.
     assert Path(data["data"]["sft"]["path"]) == REPO / "data" / "samples" / "sft_medical_zh_en.jsonl"
     reloaded = load_profile(saved, environ={})  # it is a valid profile the CLI can run
-    assert reloaded.judges.llm_judge and reloaded.data["sft"].path == data["data"]["sft"]["path"]
+    assert reloaded.stages["llm_judge"]["use_llm"] and reloaded.data["sft"].path == data["data"]["sft"]["path"]
 
 
 @pytest.mark.anyio
@@ -155,3 +159,46 @@ def test_user_profiles_are_listed_after_the_shipped_ones(tmp_path: Path) -> None
     choices = WizardChoices(profile=options[-1], tier="14b")
     profile = build_profile(choices)
     assert profile.model.tier == "14b" and profile.model.name_or_path == "Qwen/Qwen2.5-14B-Instruct"
+
+
+@pytest.mark.anyio
+async def test_stage_options_form_is_generated_from_the_settings(tmp_path: Path) -> None:
+    from textual.widgets import Input, Select, Switch
+
+    from medllm_tui.screens.stage_options import StageOptionsScreen
+
+    launcher = RecordingLauncher()
+    app = MedllmApp(fake_deps(tmp_path, launcher=launcher))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _walk_to_options(pilot, app)
+        await pilot.press("enter", "enter")  # cpu_tiny, tier tiny
+        await pilot.pause()
+        assert isinstance(app.screen, OptionsStep)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, StageOptionsScreen)
+        picker = screen.query_one("#stage-pick", Select)
+        stages = [form.stage for form in screen.forms]
+        assert {"preflight", "sft", "dpo", "eval", "llm_judge"} <= set(stages)
+        picker.value = "dpo"
+        await pilot.pause()
+        widgets = {item.key: wid for wid, (_, item) in screen.fields.items()}
+        assert isinstance(screen.query_one(f"#{widgets['loss_type']}"), Select)
+        assert isinstance(screen.query_one(f"#{widgets['gradient_checkpointing']}"), Switch)
+        beta = screen.query_one(f"#{widgets['beta']}", Input)
+        beta.value = "0.2"
+        await pilot.pause()
+        picker.value = "llm_judge"
+        await pilot.pause()
+        widgets = {item.key: wid for wid, (_, item) in screen.fields.items()}
+        screen.query_one(f"#{widgets['use_llm']}", Switch).value = True
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, OptionsStep)
+        assert app.choices.llm_judge is True  # the checkbox follows the stage setting
+        assert app.screen.query_one("#llm_judge").value is True
+    assert app.choices.stage_options["stages.dpo.beta"] == 0.2
+    profile = build_profile(app.choices)
+    assert profile.stages["dpo"]["beta"] == 0.2 and profile.stages["llm_judge"]["use_llm"] is True

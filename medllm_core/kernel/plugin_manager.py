@@ -19,6 +19,7 @@ from types import ModuleType
 import pluggy
 
 from medllm_core.kernel import hookspecs
+from medllm_core.kernel.overrides import StageCatalogue
 from medllm_core.kernel.stages import StageSpec
 
 BUILTIN_PLUGIN_MODULES = (
@@ -58,8 +59,13 @@ class StageRegistry:
     def failed_plugins(self) -> list[PluginRecord]:
         return [p for p in self.plugins if p.status == "failed"]
 
-    def settings_schemas(self) -> dict[str, type | None]:
-        return {name: spec.settings for name, spec in self.stages.items()}
+    def settings_schemas(self) -> StageCatalogue:
+        """Stage name -> settings dataclass; also carries the stages' variables and older keys."""
+        return self.catalogue()
+
+    def catalogue(self) -> StageCatalogue:
+        """What the profile loader needs: each stage's settings, environment variables and older keys."""
+        return StageCatalogue.from_specs(self.stages.values())
 
 
 def _split_names(value: str | None) -> set[str]:

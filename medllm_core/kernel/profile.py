@@ -1,14 +1,15 @@
-"""Profiles: the TOML schema, loading, overrides and saving.
+"""Profiles: the TOML schema, loading and saving.
 
-Precedence is file < environment < command line. The seed scripts' environment
-variables (MODEL_NAME, ALLOW_SKIP_TRAINING, ...) keep working as overrides.
-Stage tables (``[stages.<name>]``) are validated against the settings each
-registered stage declares, so a plugin's options are checked like built-in ones.
+Precedence is file < environment < command line (``overrides``). The seed
+scripts' environment variables (MODEL_NAME, ALLOW_SKIP_TRAINING, ...) keep
+working as overrides. Stage tables (``[stages.<name>]``) are validated against
+the settings each registered stage declares, so a plugin's options are checked
+like built-in ones; a stage's older keys (``[gates]``, ``[judges]``) still work
+through its ``aliases``.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import tomllib
@@ -20,6 +21,15 @@ from typing import Any
 import tomli_w
 
 from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the public names of the loader)
+    ENV_OVERRIDES,
+    StageCatalogue,
+    get_dotted,
+    merge_layers,
+    parse_cli_value,
+    parse_env_value,
+    set_dotted,
+)
 from medllm_core.kernel.schema import SchemaError, build, closest, coerce, to_table
 
 MODEL_TIERS = ("tiny", "7b", "14b")
@@ -63,32 +73,9 @@ class ModelSection:
 
 
 @dataclass
-class GatesSection:
-    min_vram_gb_7b: float = 18.0  # the seed's MIN_CUDA_MEM_GB_7B
-    min_vram_gb_14b: float = 36.0  # the seed's MIN_CUDA_MEM_GB_14B
-    allow_skip_training: bool = False
-    force_skip_training: bool = False
-    min_free_disk_gb: float = 50.0
-
-
-@dataclass
 class RunSection:
     dry_run: bool = False
     seed: int = 42
-
-
-@dataclass
-class JudgesSection:
-    llm_judge: bool = False
-    risk_judge: bool = False
-    v2_llm_fallback: bool = False
-    required: bool = False  # a judge that cannot run fails the run instead of being skipped
-    base_url: str = ""
-    model: str = "gpt-4o-mini"
-    timeout_s: float = 60.0  # per HTTP attempt
-    max_retries: int = 3  # extra attempts after 429 / 5xx / timeouts
-    max_concurrency: int = 4  # requests in flight at once
-    backoff_base_s: float = 1.0  # first retry waits about this long, doubling after
 
 
 @dataclass
@@ -120,9 +107,7 @@ class Profile:
     output_root: str = "."
     hardware: HardwareSection = field(default_factory=HardwareSection)
     model: ModelSection = field(default_factory=ModelSection)
-    gates: GatesSection = field(default_factory=GatesSection)
     run: RunSection = field(default_factory=RunSection)
-    judges: JudgesSection = field(default_factory=JudgesSection)
     data: dict[str, DataSection] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where the profile came from: relative data paths resolve against this folder.
@@ -171,59 +156,6 @@ def _one_of(value: str, allowed: tuple[str, ...], key: str) -> None:
         suggestion = closest(value, allowed)
         hint = f"did you mean '{suggestion}'?" if suggestion else None
         raise SchemaError(key, f"must be one of {', '.join(allowed)}; got '{value}'", hint)
-
-
-# --- environment overrides -------------------------------------------------
-
-# The seed's variables and what they override.
-ENV_OVERRIDES: dict[str, str] = {
-    "MODEL_NAME": "model.name_or_path",
-    "MODEL_TIER": "model.tier",
-    "ALLOW_SKIP_TRAINING": "gates.allow_skip_training",
-    "FORCE_SKIP_TRAINING": "gates.force_skip_training",
-    "MIN_CUDA_MEM_GB_7B": "gates.min_vram_gb_7b",
-    "MIN_CUDA_MEM_GB_14B": "gates.min_vram_gb_14b",
-    "ENABLE_LLM_JUDGE": "judges.llm_judge",
-    "ENABLE_LLM_RISK_JUDGE": "judges.risk_judge",
-    "ENABLE_V2_LLM_FALLBACK": "judges.v2_llm_fallback",
-    "DRY_RUN": "run.dry_run",
-    "DAY1_DRY_RUN": "run.dry_run",
-    "OPENAI_BASE_URL": "judges.base_url",
-    "MEDLLM_OUTPUT_ROOT": "output_root",
-}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def parse_env_value(name: str, raw: str, current: Any) -> Any:
-    """Parse an environment string into the type of the value it replaces."""
-    if isinstance(current, bool):
-        lowered = raw.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ConfigError(
-            f"environment variable {name}={raw!r} is not a boolean",
-            hint="use true or false",
-        )
-    if isinstance(current, (int, float)):
-        for number in (int, float):
-            try:
-                return number(raw)
-            except ValueError:
-                continue
-        raise ConfigError(f"environment variable {name}={raw!r} is not a number")
-    return raw
-
-
-def parse_cli_value(raw: str) -> Any:
-    """`--set key=VALUE`: VALUE is read as a TOML value, else as a bare string."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
 
 
 # --- loading -----------------------------------------------------------------
@@ -315,83 +247,67 @@ def shipped_profiles_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "profiles"
 
 
-def set_dotted(table: dict[str, Any], dotted: str, value: Any) -> None:
-    node = table
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set '{dotted}': '{part}' is not a table")
-        node = child
-    node[parts[-1]] = value
-
-
-def get_dotted(table: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = table
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
 def load_profile(
     spec: str | Path,
     *,
     environ: Mapping[str, str] | None = None,
     cli_overrides: Mapping[str, Any] | None = None,
-    stage_schemas: Mapping[str, type | None] | None = None,
+    stages: StageCatalogue | Mapping[str, type | None] | None = None,
+    stage_schemas: StageCatalogue | Mapping[str, type | None] | None = None,
 ) -> Profile:
     """Load a profile file and apply environment then command-line overrides.
 
-    ``stage_schemas`` maps each registered stage name to its settings dataclass
-    (or None when it has no settings); when given, ``[stages.*]`` tables are
-    validated against it.
+    ``stages`` is the registry's ``StageCatalogue`` (``StageRegistry.catalogue()``):
+    every ``[stages.*]`` table is validated against the stage's settings, and the
+    stages' environment variables and older keys apply. A plain mapping of stage
+    name to settings dataclass validates without them. Left out, the plugins are
+    loaded to build it (``stage_schemas`` is the older name of the parameter).
     """
     path = resolve_profile_path(str(spec)).resolve() if not Path(spec).is_absolute() else Path(spec)
     raw, text = read_toml(path)
-    merged = copy.deepcopy(raw)
-    sources: dict[str, str] = {key: "file" for key in _leaf_keys(raw)}
-    defaults = to_table(Profile())
     env = os.environ if environ is None else environ
-    for name, dotted in ENV_OVERRIDES.items():
-        if name in env:
-            current = get_dotted(merged, dotted, get_dotted(defaults, dotted))
-            set_dotted(merged, dotted, parse_env_value(name, env[name], current))
-            sources[dotted] = f"env:{name}"
-    for dotted, value in (cli_overrides or {}).items():
-        set_dotted(merged, dotted, value)
-        sources[dotted] = "cli"
+    catalogue = _catalogue(stages if stages is not None else stage_schemas, env)
+    layers = None
 
     def fail(exc: SchemaError) -> ConfigError:
-        origin = sources.get(exc.key, "file")
+        origin = layers.sources.get(exc.key, "file") if layers else "file"
+        shown = layers.shown_key(exc.key) if layers else exc.key
         if origin.startswith("env:"):
             where = Location(key=exc.key)
             message = f"{exc.message} (from environment variable {origin[4:]})"
         elif origin == "cli":
-            where = Location(key=exc.key)
+            where = Location(key=shown)
             message = f"{exc.message} (from --set)"
         else:
-            where = Location(file=str(path), line=find_key_line(text, exc.key), key=exc.key)
+            where = Location(file=str(path), line=find_key_line(text, shown), key=shown)
             message = exc.message
         return ConfigError(message, where, exc.hint)
 
     try:
+        layers = merge_layers(raw, catalogue, env, cli_overrides or {}, to_table(Profile()))
+        merged = layers.table
         profile = build(Profile, {k: v for k, v in merged.items() if k not in ("data", "stages")})
         profile.data = {
             stage: build(DataSection, _table(value, f"data.{stage}"), f"data.{stage}")
             for stage, value in _table(merged.get("data", {}), "data").items()
         }
-        stages = _table(merged.get("stages", {}), "stages")
-        if stage_schemas is not None:
-            stages = {name: validate_stage_table(name, _table(value, f"stages.{name}"), stage_schemas)
-                      for name, value in stages.items()}
-        profile.stages = stages
+        profile.stages = {name: validate_stage_table(name, _table(value, f"stages.{name}"), catalogue.settings)
+                          for name, value in _table(merged.get("stages", {}), "stages").items()}
     except SchemaError as exc:
         raise fail(exc) from None
     profile.source_path = path
-    profile.sources = sources
+    profile.sources = layers.sources
     return profile
+
+
+def _catalogue(stages: StageCatalogue | Mapping[str, type | None] | None, env: Mapping[str, str]) -> StageCatalogue:
+    if isinstance(stages, StageCatalogue):
+        return stages
+    if stages is not None:
+        return StageCatalogue(settings=dict(stages))
+    from medllm_core.kernel.plugin_manager import load_plugins  # the registered stages own their settings
+
+    return load_plugins(environ=env).catalogue()
 
 
 def validate_stage_table(name: str, table: dict[str, Any], schemas: Mapping[str, type | None]) -> dict[str, Any]:
@@ -426,17 +342,6 @@ def validate_stage_table(name: str, table: dict[str, Any], schemas: Mapping[str,
 def _table(value: Any, key: str) -> dict[str, Any]:
     coerce(value, dict[str, Any], key)
     return value
-
-
-def _leaf_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for key, value in table.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, Mapping):
-            keys.extend(_leaf_keys(value, dotted))
-        else:
-            keys.append(dotted)
-    return keys
 
 
 def dump_profile(profile: Profile) -> str:

@@ -7,19 +7,51 @@ FORCE_SKIP_TRAINING skips training whatever the hardware.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from medllm_core.kernel.gate import GateVerdict
 from medllm_core.kernel.hardware import HardwareInfo
 from medllm_core.kernel.profile import Profile
+from medllm_core.kernel.schema import SchemaError, option
 
 
-def required_vram_gb(profile: Profile) -> float:
+@dataclass
+class PreflightSettings:
+    """``[stages.preflight]``: the gate and the disk check (the older ``[gates]`` table)."""
+
+    min_vram_gb_7b: float = option(18.0, "GB per GPU a 7B run needs, else training is skipped or the run stops "
+                                         "(MIN_CUDA_MEM_GB_7B)")
+    min_vram_gb_14b: float = option(36.0, "GB per GPU a 14B run needs (MIN_CUDA_MEM_GB_14B)")
+    allow_skip_training: bool = option(False, "below the gate: skip training with written evidence instead of "
+                                              "stopping (ALLOW_SKIP_TRAINING)")
+    force_skip_training: bool = option(False, "skip training whatever the hardware (FORCE_SKIP_TRAINING)")
+    min_free_disk_gb: float = option(50.0, "free disk wanted at the output folder (the tiny tier wants 1 GB)")
+
+    def validate(self, prefix: str) -> None:
+        for name in ("min_vram_gb_7b", "min_vram_gb_14b", "min_free_disk_gb"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise SchemaError(f"{prefix}.{name}", "must be >= 0")
+
+
+PREFLIGHT_ENV = {
+    "ALLOW_SKIP_TRAINING": "allow_skip_training",
+    "FORCE_SKIP_TRAINING": "force_skip_training",
+    "MIN_CUDA_MEM_GB_7B": "min_vram_gb_7b",
+    "MIN_CUDA_MEM_GB_14B": "min_vram_gb_14b",
+}
+PREFLIGHT_ALIASES = {f"gates.{name}": name for name in PreflightSettings.__dataclass_fields__}
+
+
+def required_vram_gb(profile: Profile, settings: PreflightSettings | None = None) -> float:
+    settings = settings or PreflightSettings()
     tier = profile.model.tier
     if tier == "7b":
-        return profile.gates.min_vram_gb_7b
+        return settings.min_vram_gb_7b
     if tier == "14b":
-        return profile.gates.min_vram_gb_14b
+        return settings.min_vram_gb_14b
     return 0.0
 
 
@@ -33,9 +65,9 @@ def _memory_preview(profile: Profile, hardware: HardwareInfo) -> Any:
         return None
 
 
-def evaluate_gate(profile: Profile, hardware: HardwareInfo) -> GateVerdict:
-    gates = profile.gates
-    required = required_vram_gb(profile)
+def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightSettings | None = None) -> GateVerdict:
+    gates = settings or PreflightSettings()
+    required = required_vram_gb(profile, gates)
     available = hardware.min_gpu_memory_gb
     facts = {
         "tier": profile.model.tier,

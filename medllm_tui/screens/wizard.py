@@ -239,13 +239,14 @@ TOGGLES = (
 
 class OptionsStep(WizardStep):
     STEP_TITLE = "3/4  Judges and training"
+    BINDINGS = [Binding("ctrl+o", "stage_options", "Stage options", id="wizard.stage_options")]
 
     def compose_body(self) -> ComposeResult:
         yield Static(self._endpoint_line(), id="endpoint", classes="note")
         with VerticalScroll(id="toggles"):
             for key, label in TOGGLES:
                 yield Checkbox(label, getattr(self.choices, key), id=key)
-        yield Static("Space toggles · Tab moves · Ctrl+N continues", classes="hint")
+        yield Static("Space toggles · Tab moves · Ctrl+O every stage's options · Ctrl+N continues", classes="hint")
 
     def _endpoint_line(self) -> str:
         status = self.medllm.deps.env_status()
@@ -262,7 +263,19 @@ class OptionsStep(WizardStep):
         self.query_one(Checkbox).focus()
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        setattr(self.choices, str(event.checkbox.id), event.value)
+        self.choices.set_toggle(str(event.checkbox.id), event.value)
+
+    def action_stage_options(self) -> None:
+        from medllm_tui.screens.stage_options import StageOptionsScreen
+
+        self.app.push_screen(StageOptionsScreen(self.choices))
+
+    def on_screen_resume(self) -> None:
+        """Back from the stage options: a toggle's stage setting may have changed there."""
+        for key, _label in TOGGLES:
+            box = self.query_one(f"#{key}", Checkbox)
+            with box.prevent(Checkbox.Changed):
+                box.value = getattr(self.choices, key)
 
     def action_next_step(self) -> None:
         self.app.push_screen(ConfirmStep())

@@ -8,7 +8,7 @@ when the stage runs (in ``medllm_orpo.training``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from medllm_core.api import (
     ArtifactKind,
@@ -29,7 +29,8 @@ class ORPOSettings(TrainingSettings):
 
     learning_rate: float = 5e-5
     gradient_accumulation_steps: int = 4
-    beta: float = 0.1  # weight of the odds-ratio term (λ in the ORPO paper)
+    # The help text is data: the wizard's stage options and `medllm-tui options orpo` show it.
+    beta: float = field(default=0.1, metadata={"help": "weight of the odds-ratio term (λ in the ORPO paper)"})
 
 
 def _run(ctx: StageContext) -> StageResult:

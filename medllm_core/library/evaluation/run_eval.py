@@ -129,8 +129,7 @@ def run_evaluation(ctx: StageContext) -> StageResult:
                    "evaluation items are unchanged", variants=reused,
                    generated=[v.name for v in variants if v.name not in reused])
 
-    fallback = getattr(settings, "llm_fallback", None)
-    if (fallback if fallback is not None else ctx.profile.judges.v2_llm_fallback) and mcq_items:
+    if settings.llm_fallback and mcq_items:
         llm_fallback_extraction(ctx, mcq_items, mcq_records)
     folder = eval_dir(ctx)
     for name, records in mcq_records.items():
@@ -190,7 +189,7 @@ def llm_fallback_extraction(ctx: StageContext, items: list[Any], records: dict[s
               if r["extracted"] is None]
     if not failed:
         return
-    client, reason = open_client(ctx)
+    client, reason = open_client(ctx, ctx.settings.fallback_judge)
     if client is None:
         ctx.decide("v2_llm_fallback_unavailable", f"extraction fallback enabled but the judge cannot run: {reason}",
                    unmatched_replies=len(failed))

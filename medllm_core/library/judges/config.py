@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from medllm_core.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
-    from medllm_core.kernel.profile import JudgesSection
+    from medllm_core.library.judges.settings import JudgeEndpoint
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -41,7 +41,7 @@ def _key_from_env() -> str | None:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """How to reach one judge model. Build it with ``from_profile`` in a run."""
+    """How to reach one judge model. Build it with ``from_settings`` in a run."""
 
     model: str = "gpt-4o-mini"
     base_url: str = ""  # empty: $OPENAI_BASE_URL, else the OpenAI API
@@ -74,13 +74,18 @@ class JudgeConfig:
             raise ConfigError(f"judge setting max_tokens={self.max_tokens!r} is out of range")
 
     @classmethod
-    def from_profile(cls, judges: JudgesSection, cache_dir: Path | str | None = None, **overrides: Any) -> JudgeConfig:
-        """The profile's ``[judges]`` endpoint and model; the key from the environment."""
+    def from_settings(cls, endpoint: JudgeEndpoint, cache_dir: Path | str | None = None,
+                      **overrides: Any) -> JudgeConfig:
+        """A stage's endpoint settings (``JudgeEndpoint``); the key from the environment."""
         if "api_key" in overrides:
             raise ConfigError("the judge API key is read from OPENAI_API_KEY only", hint="set it in .env")
-        settings: dict[str, Any] = {"model": judges.model, "base_url": judges.base_url, "cache_dir": cache_dir}
-        settings.update(overrides)
+        settings: dict[str, Any] = {name: getattr(endpoint, name) for name in
+                                    ("model", "base_url", "timeout_s", "max_retries", "max_concurrency",
+                                     "backoff_base_s")}
+        settings.update(cache_dir=cache_dir, **overrides)
         return cls(**settings)
+
+    from_profile = from_settings  # the older name
 
     @property
     def resolved_base_url(self) -> str:
@@ -117,7 +122,7 @@ def judge_availability(config: JudgeConfig) -> tuple[bool, str]:
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         problems.append(f"judge base_url {safe_url(url)!r} is not an http(s) URL")
     if not config.model.strip():
-        problems.append("judges.model is empty")
+        problems.append("the judge model setting is empty")
     if problems:
         return False, redact("; ".join(problems), config.secrets)
     return True, f"judge model {config.model} at {safe_url(url)}"

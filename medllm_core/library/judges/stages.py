@@ -3,7 +3,8 @@
 Both read the evaluation's answers, call the judge through ``JudgeClient``
 (bounded retries, cache, concurrency limit) and write their results next to the
 evaluation. Without a key a judge is skipped with the reason as evidence, or
-fails when ``judges.required`` is set. The key never reaches a file.
+fails when the stage's ``fail_if_unavailable`` is set (the older
+``judges.required``). The key never reaches a file.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from medllm_core.library.judges.prompts import (
     risk_check,
     risk_messages,
 )
+from medllm_core.library.judges.settings import JudgeEndpoint, JudgeStageSettings, turned_off
 
 
 def _eval_folder(ctx: StageContext) -> Path:
@@ -46,12 +48,9 @@ def _load(path: Path) -> dict[str, list[dict[str, Any]]] | None:
         return None
 
 
-def open_client(ctx: StageContext) -> tuple[JudgeClient | None, str]:
-    """A ready client, or None and the reason the judge cannot run."""
-    judges = ctx.profile.judges
-    config = JudgeConfig.from_profile(judges, cache_dir=ctx.run.cache_dir / "judge_cache", timeout_s=judges.timeout_s,
-                                      max_retries=judges.max_retries, max_concurrency=judges.max_concurrency,
-                                      backoff_base_s=judges.backoff_base_s)
+def open_client(ctx: StageContext, endpoint: JudgeEndpoint | None = None) -> tuple[JudgeClient | None, str]:
+    """A ready client for ``endpoint`` (default: the stage's own settings), or None and the reason it cannot run."""
+    config = JudgeConfig.from_settings(endpoint or ctx.settings, cache_dir=ctx.run.cache_dir / "judge_cache")
     available, reason = judge_availability(config)
     if not available:
         return None, reason
@@ -60,9 +59,13 @@ def open_client(ctx: StageContext) -> tuple[JudgeClient | None, str]:
     return JudgeClient(config), reason
 
 
+def _settings(ctx: StageContext) -> JudgeStageSettings:
+    return ctx.settings if isinstance(ctx.settings, JudgeStageSettings) else JudgeStageSettings()
+
+
 def _not_run(ctx: StageContext, path: Path, label: str, reason: str, payload: dict[str, Any]) -> StageResult:
     write_json(path, {**payload, "status": "skipped", "reason": reason, "label": label})
-    if ctx.profile.judges.required and "disabled" not in reason:
+    if _settings(ctx).fail_if_unavailable and "disabled" not in reason:
         return StageResult.failed(f"{label} is required but cannot run: {reason}", metrics_path=str(path))
     return StageResult.skipped(reason, metrics_path=str(path))
 
@@ -76,8 +79,8 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
     folder = _eval_folder(ctx)
     out = folder / "judge_results.json"
     label = "LLM judge"
-    if not ctx.profile.judges.llm_judge:
-        return _not_run(ctx, out, label, "disabled (ENABLE_LLM_JUDGE=false)", {})
+    if not _settings(ctx).use_llm:
+        return _not_run(ctx, out, label, f"disabled ({turned_off(ctx.stage.spec)})", {})
     responses = _load(folder / "open_responses.json")
     if not responses:
         return _not_run(ctx, out, label, "no open-ended answers to judge (evaluation had no [data.eval_open])", {})
@@ -182,8 +185,9 @@ def run_risk_judge(ctx: StageContext) -> StageResult:
     report: dict[str, Any] = {"prescreen": prescreen(responses)}
     label = "LLM medical-risk judge"
     llm: dict[str, Any]
-    if not ctx.profile.judges.risk_judge:
-        llm = {"status": "skipped", "reason": "disabled (ENABLE_LLM_RISK_JUDGE=false)", "label": label}
+    settings = _settings(ctx)
+    if not settings.use_llm:
+        llm = {"status": "skipped", "reason": f"disabled ({turned_off(ctx.stage.spec)})", "label": label}
     else:
         client, reason = open_client(ctx)
         if client is None:
@@ -192,7 +196,7 @@ def run_risk_judge(ctx: StageContext) -> StageResult:
             llm = _llm_risk(ctx, client, responses, folder)
     report["llm"] = llm
     write_json(out, report)
-    if llm["status"] != "done" and ctx.profile.judges.risk_judge and ctx.profile.judges.required:
+    if llm["status"] != "done" and settings.use_llm and settings.fail_if_unavailable:
         return StageResult.failed(f"{label} is required but cannot run: {llm['reason']}", metrics_path=str(out))
     summary = {"prescreen_findings": len(report["prescreen"]["findings"]), "llm": llm["status"]}
     failed = llm.get("parse_failures", 0)

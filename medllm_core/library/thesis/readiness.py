@@ -9,9 +9,12 @@ a smoke test). Each unmet condition carries its reason.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from medllm_core.library.thesis.inputs import ReportInputs
+from medllm_core.kernel.stages import StageKind
+from medllm_core.library.judges.settings import turned_off
+from medllm_core.library.thesis.inputs import ReportInputs, load_json
 
 REQUIRED_REPORTS = (
     "eval_default.md",
@@ -31,9 +34,9 @@ class Condition:
     blocking: bool = True
 
 
-def _judge_condition(name: str, enabled: bool, block: dict[str, Any] | None, env_name: str) -> Condition:
+def _judge_condition(name: str, enabled: bool, block: dict[str, Any] | None, switch: str) -> Condition:
     if not enabled:
-        return Condition(name, True, f"turned off ({env_name}=false): its tables are absent from the reports",
+        return Condition(name, True, f"turned off ({switch}): its tables are absent from the reports",
                          blocking=False)
     if block and block.get("status") == "done":
         return Condition(name, True, f"ran with model {block.get('model')}")
@@ -41,8 +44,23 @@ def _judge_condition(name: str, enabled: bool, block: dict[str, Any] | None, env
     return Condition(name, False, f"enabled but did not run: {reason}")
 
 
+def _judge_conditions(context: Any) -> list[Condition]:
+    """One condition per enabled judge stage of the plan: turned off, ran, or why it did not."""
+    conditions = []
+    for planned in context.plan:
+        if not planned.enabled or StageKind(planned.spec.kind) != StageKind.JUDGE:
+            continue
+        use_llm = getattr(planned.settings, "use_llm", True)
+        result = context.results.get(planned.spec.name)
+        data = load_json(Path(result.metrics_path)) if result is not None and result.metrics_path else None
+        block = data.get("llm", data) if isinstance(data, dict) and "llm" in data else data
+        if result is not None and not block:
+            block = {"status": "skipped", "reason": result.reason or "the stage wrote no results"}
+        conditions.append(_judge_condition(planned.spec.name, use_llm, block, turned_off(planned.spec)))
+    return conditions
+
+
 def evaluate_readiness(context: Any, inputs: ReportInputs) -> dict[str, Any]:
-    judges = context.profile.judges
     conditions = []
     completion = inputs.completion
     if completion is None:
@@ -64,9 +82,7 @@ def evaluate_readiness(context: Any, inputs: ReportInputs) -> dict[str, Any]:
     missing = [r for r in REQUIRED_REPORTS if not (inputs.reports_dir / r).is_file()]
     conditions.append(Condition("reports_present", not missing,
                                 "all required reports written" if not missing else f"missing: {', '.join(missing)}"))
-    conditions.append(_judge_condition("llm_judge", judges.llm_judge, inputs.judge_results, "ENABLE_LLM_JUDGE"))
-    conditions.append(_judge_condition("risk_judge", judges.risk_judge, (inputs.risk_results or {}).get("llm"),
-                                       "ENABLE_LLM_RISK_JUDGE"))
+    conditions.extend(_judge_conditions(context))
     unmet = [c for c in conditions if c.blocking and not c.met]
     return {
         "ready_for_writing": not unmet,

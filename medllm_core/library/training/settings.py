@@ -2,37 +2,59 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from medllm_core.kernel.schema import SchemaError
+from medllm_core.kernel.schema import SchemaError, option
+
+# Schedules transformers builds without extra arguments.
+LrScheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts",
+                      "polynomial", "inverse_sqrt"]
+LossGuardFallback = Literal["fp32", "lower_lr", "auto", "none"]
+Optimize = Literal["auto", "off"]
+# TRL's DPOConfig.loss_type values.
+DPOLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+
+
+def require_positive(instance: Any, prefix: str, *names: str) -> None:
+    """Each named number must be finite and > 0."""
+    for name in names:
+        value = getattr(instance, name)
+        if not (math.isfinite(value) and value > 0):
+            raise SchemaError(f"{prefix}.{name}", "must be > 0")
 
 
 @dataclass
 class TrainingSettings:
-    max_steps: int = -1  # > 0 overrides num_epochs
-    num_epochs: float = 1.0
-    learning_rate: float = 2e-4
-    micro_batch_size: int = 2
-    gradient_accumulation_steps: int = 8
-    max_length: int = 2048
-    seed: int | None = None  # None: the profile's run.seed (same seed across methods)
-    warmup_ratio: float = 0.03
-    lr_scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    save_steps: int = 100
-    save_total_limit: int = 2
-    logging_steps: int = 1
-    gradient_checkpointing: bool = True
-    oom_max_retries: int = 3  # OOM: halve micro-batch / double accumulation, then checkpointing
-    allow_shorter_max_length: bool = False  # OOM at micro-batch 1 with checkpointing: may halve max_length
-    loss_guard: bool = True  # stop on NaN/inf loss or grad norm, or loss stuck at exactly 0
-    loss_guard_fallback: str = "fp32"  # fp32 | lower_lr | auto | none
-    loss_guard_max_retries: int = 1
-    # auto: the fast path on CUDA (packing, varlen attention, Liger, planned checkpointing); off: plain TRL
-    optimize: str = "auto"
-    memory_budget_gib: float = 0.0  # > 0: plan for this much GPU memory instead of the whole card (shared cards)
+    max_steps: int = option(-1, "optimizer steps; > 0 overrides num_epochs, -1 trains num_epochs")
+    num_epochs: float = option(1.0, "passes over the training data (used when max_steps is -1)")
+    learning_rate: float = option(2e-4, "peak learning rate of the LoRA adapter")
+    micro_batch_size: int = option(2, "examples per GPU per forward pass")
+    gradient_accumulation_steps: int = option(8, "micro-batches summed before each optimizer step")
+    max_length: int = option(2048, "longest example in tokens; longer ones are truncated")
+    seed: int | None = option(None, "random seed; unset: the profile's run.seed (same seed across methods)")
+    warmup_ratio: float = option(0.03, "fraction of the steps spent warming the learning rate up, in [0, 1)")
+    lr_scheduler: LrScheduler = option("cosine", "learning-rate schedule after warm-up")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    save_steps: int = option(100, "write a checkpoint every this many steps")
+    save_total_limit: int = option(2, "checkpoints kept (older ones are deleted)")
+    logging_steps: int = option(1, "log the loss every this many steps")
+    gradient_checkpointing: bool = option(True, "recompute activations to save memory (slower)")
+    oom_max_retries: int = option(3, "out of memory: retries with micro-batch halved / accumulation doubled, "
+                                     "then checkpointing")
+    allow_shorter_max_length: bool = option(False, "out of memory at micro-batch 1 with checkpointing: "
+                                                   "may halve max_length")
+    loss_guard: bool = option(True, "stop on NaN/inf loss or grad norm, or a loss stuck at exactly 0")
+    loss_guard_fallback: LossGuardFallback = option("fp32", "what a fired loss guard retries with "
+                                                            "(auto: fp32, then a lower learning rate)")
+    loss_guard_max_retries: int = option(1, "retries after the loss guard fires")
+    optimize: Optimize = option("auto", "auto: the fast path on CUDA (packing, varlen attention, Liger, planned "
+                                        "checkpointing); off: plain TRL")
+    memory_budget_gib: float = option(0.0, "> 0: plan for this much GPU memory instead of the whole card "
+                                           "(shared cards)")
 
     def validate(self, prefix: str) -> None:
         for name in ("micro_batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "logging_steps"):
@@ -40,18 +62,11 @@ class TrainingSettings:
                 raise SchemaError(f"{prefix}.{name}", "must be > 0")
         if self.max_steps == 0 or self.max_steps < -1:
             raise SchemaError(f"{prefix}.max_steps", "must be -1 (use num_epochs) or > 0")
-        if self.learning_rate <= 0:
-            raise SchemaError(f"{prefix}.learning_rate", "must be > 0")
-        if self.loss_guard_fallback not in ("fp32", "lower_lr", "auto", "none"):
-            raise SchemaError(f"{prefix}.loss_guard_fallback", "must be one of fp32, lower_lr, auto, none")
+        require_positive(self, prefix, "learning_rate", "num_epochs")
         if self.oom_max_retries < 0 or self.loss_guard_max_retries < 0:
             raise SchemaError(f"{prefix}.oom_max_retries", "retry counts must be >= 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise SchemaError(f"{prefix}.warmup_ratio", "must be in [0, 1)")
-        if self.num_epochs <= 0:
-            raise SchemaError(f"{prefix}.num_epochs", "must be > 0")
-        if self.optimize not in ("auto", "off"):
-            raise SchemaError(f"{prefix}.optimize", "must be auto or off")
         if self.memory_budget_gib < 0:
             raise SchemaError(f"{prefix}.memory_budget_gib", "must be >= 0 (0 = the whole card)")
 
@@ -62,32 +77,37 @@ class TrainingSettings:
 
 @dataclass
 class SFTSettings(TrainingSettings):
-    assistant_only_loss: bool = True  # loss on assistant tokens only (LLaMA-Factory's default)
+    assistant_only_loss: bool = option(True, "loss on assistant tokens only (LLaMA-Factory's default)")
 
 
 @dataclass
-class DPOSettings(TrainingSettings):
-    learning_rate: float = 5e-5
-    gradient_accumulation_steps: int = 4
-    beta: float = 0.1
-    loss_type: str = "sigmoid"
+class PreferenceSettings(TrainingSettings):
+    """What the preference methods change from the SFT defaults."""
+
+    learning_rate: float = option(5e-5, "peak learning rate of the LoRA adapter")
+    gradient_accumulation_steps: int = option(4, "micro-batches summed before each optimizer step")
+    beta: float = option(0.1, "strength of the preference term (how far the policy may move)")
+
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
+        require_positive(self, prefix, "beta")
 
 
 @dataclass
-class SimPOSettings(TrainingSettings):
-    learning_rate: float = 5e-5
-    gradient_accumulation_steps: int = 4
-    beta: float = 2.0
-    simpo_gamma: float = 0.5
+class DPOSettings(PreferenceSettings):
+    loss_type: DPOLoss = option("sigmoid", "TRL's DPO loss variant")
 
 
 @dataclass
-class KTOSettings(TrainingSettings):
-    learning_rate: float = 5e-5
-    gradient_accumulation_steps: int = 4
-    beta: float = 0.1
-    desirable_weight: float = 1.0
-    undesirable_weight: float = 1.0
+class SimPOSettings(PreferenceSettings):
+    beta: float = option(2.0, "reward scale of SimPO")
+    simpo_gamma: float = option(0.5, "target reward margin of SimPO")
+
+
+@dataclass
+class KTOSettings(PreferenceSettings):
+    desirable_weight: float = option(1.0, "weight of the desirable (thumbs-up) examples")
+    undesirable_weight: float = option(1.0, "weight of the undesirable (thumbs-down) examples")
 
     def validate(self, prefix: str) -> None:
         super().validate(prefix)
