@@ -301,20 +301,25 @@ def test_explicit_run_dir_brings_its_output_root(fake, tmp_path):
 
 
 def test_fingerprints_of_the_real_plan_chain_through_sft(tmp_path):
-    """A changed SFT invalidates every stage that runs after it (DPO, SimPO, KTO, ...)."""
+    """A changed SFT invalidates exactly what depends on it in the stage graph (DPO, SimPO, KTO, eval, ...)."""
     registry = load_plugins(environ={})
     schemas = registry.settings_schemas()
     base = load_profile(REPO / PROFILE, environ={}, stage_schemas=schemas)
     changed = load_profile(REPO / PROFILE, environ={}, cli_overrides={"stages.sft.learning_rate": 0.5},
                            stage_schemas=schemas)
-    before, _ = stage_fingerprints(base, plan_stages(base, registry), "fp32")
+    plan = plan_stages(base, registry)
+    before, _ = stage_fingerprints(base, plan, "fp32")
     after, _ = stage_fingerprints(changed, plan_stages(changed, registry), "fp32")
     assert before["sft"] != after["sft"]
-    dependants = [n for n, s in registry.stages.items() if "sft" in (*s.requires, *s.after)]
+    dependants: set[str] = set()
+    for planned in plan:  # run order: a stage's upstream is settled before it
+        if "sft" in planned.upstream or dependants & set(planned.upstream):
+            dependants.add(planned.spec.name)
+    assert {"dpo", "simpo", "kto", "eval", "llm_judge", "risk_judge", "completion_check"} <= dependants
     for name in dependants:
         assert before[name] != after[name], name
-    independent = [n for n, s in registry.stages.items() if n != "sft" and n not in dependants and not s.after
-                   and not s.requires]
+    independent = [p.spec.name for p in plan if p.spec.name != "sft" and p.spec.name not in dependants]
+    assert "preflight" in independent
     for name in independent:
         assert before[name] == after[name], name
     precision, _ = stage_fingerprints(base, plan_stages(base, registry), "bf16")
