@@ -22,18 +22,9 @@ from medllm_core.kernel import hookspecs
 from medllm_core.kernel.overrides import StageCatalogue
 from medllm_core.kernel.stages import StageSpec
 
-BUILTIN_PLUGIN_MODULES = (
-    "plugins.preflight",
-    "plugins.sft",
-    "plugins.dpo",
-    "plugins.simpo",
-    "plugins.kto",
-    "plugins.evaluation",
-    "plugins.judges",
-    "plugins.completion_check",
-    "plugins.method_comparison",
-    "plugins.thesis_reports",
-)
+# The design card's folder of built-in plugins; it lists its own modules (``BUILTIN_MODULES``), so the
+# kernel knows no built-in plugin or stage by name.
+BUILTIN_PACKAGE = "plugins"
 
 BLOCK_ENV = "MEDLLM_BLOCK_PLUGINS"
 ALLOW_ENV = "MEDLLM_ALLOW_PLUGINS"
@@ -78,6 +69,15 @@ def _short_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _builtin_modules(registry: StageRegistry) -> tuple[str, ...]:
+    try:
+        package = importlib.import_module(BUILTIN_PACKAGE)
+        return tuple(f"{BUILTIN_PACKAGE}.{name}" for name in package.BUILTIN_MODULES)
+    except Exception as exc:  # a broken built-in package is reported like any broken plugin
+        registry.plugins.append(PluginRecord(BUILTIN_PACKAGE, "builtin", "failed", _short_reason(exc)))
+        return ()
+
+
 def load_plugins(environ: Mapping[str, str] | None = None) -> StageRegistry:
     env = os.environ if environ is None else environ
     blocked = _split_names(env.get(BLOCK_ENV))
@@ -87,7 +87,7 @@ def load_plugins(environ: Mapping[str, str] | None = None) -> StageRegistry:
     registry = StageRegistry()
     candidates: list[tuple[str, str, object]] = []  # (name, source, loader)
 
-    for module_name in BUILTIN_PLUGIN_MODULES:
+    for module_name in _builtin_modules(registry):
         short = module_name.rsplit(".", 1)[-1]
         candidates.append((short, f"builtin ({module_name})", lambda m=module_name: importlib.import_module(m)))
     for ep in sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
