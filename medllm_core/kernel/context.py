@@ -143,26 +143,26 @@ class StageContext:
         """Record an automatic decision with the measured facts behind it."""
         decision = Decision(kind, summary, facts, self.name)
         self.run_context.decisions.append(decision)
-        self.events.emit(ev.DECISION, self.name, kind=kind, summary=summary, facts=facts)
+        self.events.write(ev.DecisionEvent(stage=self.name, kind=kind, summary=summary, facts=facts))
         return decision
 
     def stage_decisions(self) -> list[dict[str, Any]]:
         return [d.to_dict() for d in self.run_context.decisions if d.stage == self.name]
 
     def log(self, message: str, level: str = "info") -> None:
-        self.events.emit(ev.LOG, self.name, level=level, message=message)
+        self.events.write(ev.Log(stage=self.name, level=level, message=message))
 
     def check(self, name: str, passed: bool, detail: str = "") -> None:
-        self.events.emit(ev.CHECK, self.name, name=name, passed=passed, detail=detail)
+        self.events.write(ev.Check(stage=self.name, name=name, passed=passed, detail=detail))
 
     def progress(self, step: int, total: int | None, eta_s: float | None = None) -> None:
-        self.events.emit(ev.PROGRESS, self.name, step=step, total=total, eta_s=eta_s)
+        self.events.write(ev.Progress(stage=self.name, step=step, total=total, eta_s=eta_s))
 
     def loss(self, step: int, value: float) -> None:
-        self.events.emit(ev.LOSS, self.name, step=step, loss=value)
+        self.events.write(ev.Loss(stage=self.name, step=step, loss=value))
 
     def memory(self, device: str, used_gb: float | None, total_gb: float | None) -> None:
-        self.events.emit(ev.MEMORY, self.name, device=device, used_gb=used_gb, total_gb=total_gb)
+        self.events.write(ev.Memory(stage=self.name, device=device, used_gb=used_gb, total_gb=total_gb))
 
     def stop_requested(self) -> bool:
         return (self.run.run_dir / STOP_FILE).exists()

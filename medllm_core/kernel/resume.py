@@ -224,12 +224,12 @@ def sweep_leftovers(context: RunContext) -> None:
                 else:
                     continue
             except OSError as exc:
-                context.events.emit(ev.LOG, level="warning", message=f"could not clean up {path}: {exc}")
+                context.events.write(ev.Log(level="warning", message=f"could not clean up {path}: {exc}"))
                 continue
             cleaned.append(str(path))
     if cleaned:
-        context.events.emit(ev.LOG, level="info",
-                            message=f"removed leftovers of the interrupted attempt: {', '.join(cleaned)}")
+        context.events.write(ev.Log(level="info",
+                                    message=f"removed leftovers of the interrupted attempt: {', '.join(cleaned)}"))
 
 
 @dataclass

@@ -118,7 +118,7 @@ class DashboardScreen(Screen[None]):
 
     def poll_events(self) -> None:
         self._locate_run()
-        new = self.reader.poll() if self.reader is not None else []
+        new = self.reader.poll_records() if self.reader is not None else []
         self.view.apply_all(new)
         log = self.query_one("#log", RichLog)
         for line in self.view.log_since(self.log_written):

@@ -1,0 +1,51 @@
+"""Typed records: events.jsonl (schema, forward/backward compatibility), run_state.json, training metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medllm_core.kernel import events as ev
+
+FIXTURE = Path(__file__).parent / "fixtures" / "events" / "cpu_tiny_sft_only.jsonl"
+
+
+def test_every_event_of_an_old_file_parses_and_keeps_its_field_names() -> None:
+    raw = ev.read_events(FIXTURE)
+    records = [ev.parse_event(e) for e in raw]
+    assert all(r is not None for r in records)
+    started = records[0]
+    assert isinstance(started, ev.RunStarted) and started.schema == ev.LEGACY_SCHEMA
+    for event, record in zip(raw, records, strict=True):
+        written = record.to_dict()
+        assert written["type"] == event["type"]
+        assert set(event) <= set(written) | {"schema"}
+        assert all(written[k] == v for k, v in event.items() if k != "stages")
+
+
+def test_unknown_types_and_fields_are_tolerated() -> None:
+    assert ev.parse_event({"type": "from_the_future", "x": 1}) is None
+    assert ev.parse_event(["not", "an", "event"]) is None
+    record = ev.parse_event({"type": "loss", "stage": "sft", "step": 3, "loss": 1.5, "new_field": 7})
+    assert isinstance(record, ev.Loss) and record.step == 3 and record.extra == {"new_field": 7}
+    assert record.to_dict()["new_field"] == 7
+
+
+def test_writer_stamps_schema_on_run_started_and_validates_emit(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with ev.EventLog(path, secrets=["s3cret-token"]) as log:
+        log.write(ev.RunStarted(run_id="r1", profile="p"))
+        log.emit(ev.LOG, "sft", level="info", message="token s3cret-token")
+        log.write(ev.StageFinished(stage="sft", status="trained", duration_s=1.0))
+        with pytest.raises(TypeError):
+            log.emit(ev.LOSS, "sft", step=1, los=2.0)
+        with pytest.raises(ValueError):
+            log.emit("no_such_type")
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines[0]["schema"] == ev.EVENTS_SCHEMA and list(lines[0])[:3] == ["ts", "type", "pid"]
+    assert "schema" not in lines[1] and lines[1]["message"] == "token ***"
+    assert "reused" not in lines[2]
+    records = ev.read_records(path)
+    assert [type(r) for r in records] == [ev.RunStarted, ev.Log, ev.StageFinished]
