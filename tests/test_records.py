@@ -49,3 +49,27 @@ def test_writer_stamps_schema_on_run_started_and_validates_emit(tmp_path: Path) 
     assert "reused" not in lines[2]
     records = ev.read_records(path)
     assert [type(r) for r in records] == [ev.RunStarted, ev.Log, ev.StageFinished]
+
+
+def test_run_state_round_trips_and_carries_unreached_stages(tmp_path: Path) -> None:
+    from medllm_core.kernel.context import Decision
+    from medllm_core.kernel.run_state import RUN_STATE_SCHEMA, RunState
+    from medllm_core.kernel.stages import StageResult
+
+    old = RunState(run_id="r", attempt=1, results={"a": StageResult.trained(metrics_path="m.json"),
+                                                   "b": StageResult.done()},
+                   fingerprints={"a": "fa", "b": "fb"}, running={"c": "fc"},
+                   decisions=[Decision("precision", "fp32", {}, "a"), Decision("x", "y", {}, "b")])
+    path = old.save(tmp_path / "run_state.json")
+    data = json.loads(path.read_text())
+    assert list(data) == ["run_id", "attempt", "results", "fingerprints", "artifacts", "inputs", "running",
+                          "decisions", "schema"] and data["schema"] == RUN_STATE_SCHEMA
+    loaded = RunState.load(path)
+    assert loaded.to_dict() == data
+    current = RunState(run_id="r", attempt=2, results={"b": StageResult.done()}, fingerprints={"b": "fb2"})
+    merged = loaded.carry_into(current)
+    assert list(merged.results) == ["a", "b"] and merged.fingerprints == {"a": "fa", "b": "fb2"}
+    assert merged.running == {"c": "fc"} and [d.stage for d in merged.decisions] == ["a"]
+    assert RunState.from_dict({"results": {}}).attempt == 1 and RunState.from_dict({}).schema == 1
+    with pytest.raises(ValueError):
+        RunState.from_dict([])

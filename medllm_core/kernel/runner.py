@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from medllm_core.kernel import events as ev
 from medllm_core.kernel.atomic import write_json, write_text
@@ -29,7 +28,8 @@ from medllm_core.kernel.graph import plan_stages
 from medllm_core.kernel.hardware import HardwareInfo, choose_precision, probe_hardware
 from medllm_core.kernel.plugin_manager import StageRegistry
 from medllm_core.kernel.profile import Profile, dump_profile
-from medllm_core.kernel.resume import STATE_FILE, PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
+from medllm_core.kernel.resume import PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
+from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
 
 
@@ -280,29 +280,17 @@ def _save_state(context: RunContext, ledger: RunLedger) -> None:
     Stages this attempt has not reached yet keep what the previous attempt
     recorded, so a resume that is itself interrupted loses nothing.
     """
-    previous = ledger.previous
-    touched = set(context.results) | set(ledger.running)
-    carried = [name for name in previous.get("results", {}) if name not in touched]
-    results = {name: previous["results"][name] for name in carried}
-    results.update({name: result.to_dict() for name, result in context.results.items()})
-
-    def merged(key: str, current: Mapping[str, Any]) -> dict[str, Any]:
-        older = previous.get(key, {})
-        return {**{n: older[n] for n in carried if n in older}, **current}
-
-    running_before = {n: fp for n, fp in previous.get("running", {}).items() if n not in touched}
-    decisions = [d.to_dict() for d in context.decisions]
-    decisions += [d for d in previous.get("decisions", []) if d.get("stage") in carried]
-    write_json(context.run.run_dir / STATE_FILE, {
-        "run_id": context.run.run_id,
-        "attempt": ledger.attempt,
-        "results": results,
-        "fingerprints": merged("fingerprints", {n: ledger.fingerprints.get(n) for n in context.results}),
-        "artifacts": merged("artifacts", {n: ledger.signatures[n] for n in context.results if n in ledger.signatures}),
-        "inputs": merged("inputs", {n: ledger.inputs.get(n) for n in context.results}),
-        "running": {**running_before, **ledger.running},
-        "decisions": decisions,
-    })
+    current = RunState(
+        run_id=context.run.run_id,
+        attempt=ledger.attempt,
+        results=dict(context.results),
+        fingerprints={n: ledger.fingerprints.get(n) for n in context.results},
+        artifacts={n: ledger.signatures[n] for n in context.results if n in ledger.signatures},
+        inputs={n: ledger.inputs.get(n) for n in context.results},
+        running=dict(ledger.running),
+        decisions=list(context.decisions),
+    )
+    ledger.previous.carry_into(current).save(context.run.run_dir / STATE_FILE)
 
 
 def finish_run(context: RunContext, outcome: RunOutcome) -> None:
