@@ -73,3 +73,25 @@ def test_run_state_round_trips_and_carries_unreached_stages(tmp_path: Path) -> N
     assert RunState.from_dict({"results": {}}).attempt == 1 and RunState.from_dict({}).schema == 1
     with pytest.raises(ValueError):
         RunState.from_dict([])
+
+
+def test_training_metrics_keep_the_contract_keys(tmp_path: Path) -> None:
+    from medllm_core.library.training.metrics import TrainingMetrics
+
+    skipped = TrainingMetrics(outcome="skipped", stage="sft", method="sft", skipped=True, reason="gate closed",
+                              extra={"reference_model": "base"})
+    data = skipped.to_dict()
+    assert list(data) == ["stage", "method", "model", "model_slug", "device", "precision", "precision_reason",
+                          "settings", "lora", "seed", "checkpoint", "reference_model", "skipped", "reason", "steps",
+                          "final_loss", "loss_curve_file", "decisions"]
+    trained = TrainingMetrics(stage="dpo", method="dpo", steps=4, final_loss=0.5, peak_memory={"peak_rss_gb": 1.0},
+                              reward_accuracy=0.75, rewards_first_step={}, rewards_last_step={},
+                              extra={"reference_model": "SFT model", "starts_from": "sft"})
+    path = trained.write(tmp_path / "dpo_metrics.json")
+    written = json.loads(path.read_text())
+    assert written["reward_accuracy"] == 0.75 and written["starts_from"] == "sft" and "failed" in written
+    back = TrainingMetrics.from_file(path)
+    assert back.to_dict() == written and back.reference_model == "SFT model"
+    assert back.peak_memory_gb == 1.0 and back.peak_memory_kind == "process RSS"
+    assert "reward_margin" not in TrainingMetrics(steps=1).to_dict()
+    assert TrainingMetrics.from_dict({"failed": True, "steps": 3}).outcome == "failed"

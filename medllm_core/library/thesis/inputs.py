@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medllm_core.kernel.events import read_events
+from medllm_core.kernel.events import StageFinished, read_records
+from medllm_core.library.training.metrics import TrainingMetrics
 
 
 def load_json(path: Path) -> Any:
@@ -25,7 +26,7 @@ class ReportInputs:
     risk_results: dict[str, Any] | None
     method_comparison: dict[str, Any] | None
     completion: dict[str, Any] | None
-    training_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics
+    training_metrics: dict[str, TrainingMetrics] = field(default_factory=dict)  # stage -> metrics
     mcq_predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> records
     stage_durations: dict[str, float] = field(default_factory=dict)
 
@@ -42,13 +43,16 @@ class ReportInputs:
         )
         for name, result in context.results.items():
             if result.metrics_path and "training" in Path(result.metrics_path).parts:
-                metrics = load_json(Path(result.metrics_path))
-                if metrics and "method" in metrics:
+                try:
+                    metrics = TrainingMetrics.from_file(Path(result.metrics_path))
+                except (OSError, ValueError):
+                    continue
+                if metrics.method:
                     inputs.training_metrics[name] = metrics
         for path in sorted((reports / "eval" / "predictions").glob("*_mcq.jsonl")):
             lines = path.read_text(encoding="utf-8").splitlines()
             inputs.mcq_predictions[path.name.removesuffix("_mcq.jsonl")] = [json.loads(x) for x in lines if x]
-        for event in read_events(context.run.events_path):
-            if event.get("type") == "stage_finished" and "duration_s" in event:
-                inputs.stage_durations[event["stage"]] = event["duration_s"]
+        for event in read_records(context.run.events_path):
+            if isinstance(event, StageFinished) and event.duration_s is not None and event.stage:
+                inputs.stage_durations[event.stage] = event.duration_s
         return inputs

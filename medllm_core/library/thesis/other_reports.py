@@ -115,10 +115,10 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
         "",
     ]
     lines += table(["stage", "steps", "final loss", "effective batch", "learning rate", "wall time (s)", "tokens/s"],
-                   [[name, m.get("steps"), fmt(m.get("final_loss"), 4),
-                     (m.get("final_settings") or m.get("settings") or {}).get("effective_batch_size"),
-                     (m.get("final_settings") or m.get("settings") or {}).get("learning_rate"),
-                     m.get("wall_time_s"), m.get("tokens_per_second")]
+                   [[name, m.steps, fmt(m.final_loss, 4),
+                     m.effective_settings.get("effective_batch_size"),
+                     m.effective_settings.get("learning_rate"),
+                     m.wall_time_s, m.tokens_per_second]
                     for name, m in inputs.training_metrics.items()])
     if inputs.eval_results:
         lines += ["", "## Results", ""]
@@ -126,8 +126,8 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
                        accuracy_rows(inputs.eval_results))
         lines += comparison_lines(inputs.eval_results["comparisons_vs_base"], "Against the base model")
     lines += ["", "## Figures", ""]
-    lines += [f"- {name} loss curve: `{m['loss_curve_png']}`" for name, m in inputs.training_metrics.items()
-              if m.get("loss_curve_png")]
+    lines += [f"- {name} loss curve: `{m.loss_curve_png}`" for name, m in inputs.training_metrics.items()
+              if m.loss_curve_png]
     if inputs.eval_results:
         lines.append("- Accuracy with 95% intervals: `reports/eval/accuracy_ci.png`")
     lines.append("")
