@@ -14,6 +14,7 @@ from typing import Any
 
 from medllm_core.kernel import event_records as ev
 from medllm_core.kernel.event_records import Event, parse_event
+from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY, EVENTS_FILE, under_output_root
 
 LOG_TAIL = 500  # lines kept for the scrollable log; older ones are in events.jsonl
 
@@ -188,9 +189,8 @@ class RunView:
         """Where to look once the run is over (the README's output contract)."""
         paths = dict(self.artifacts)
         if self.output_dir:
-            migration = f"{self.output_dir}/reports/migration"
-            paths.setdefault("day-1 summary", f"{migration}/day1_run_summary.md")
-            paths["strict check"] = f"{migration}/gpu_completion_check.md"
+            paths.setdefault("day-1 summary", f"{self.output_dir}/{under_output_root(DAY1_SUMMARY)}")
+            paths["strict check"] = f"{self.output_dir}/{under_output_root(COMPLETION_CHECK_MD)}"
         if self.run_dir:
-            paths["events"] = f"{self.run_dir}/events.jsonl"
+            paths["events"] = f"{self.run_dir}/{EVENTS_FILE}"
         return paths

@@ -95,3 +95,31 @@ def test_training_metrics_keep_the_contract_keys(tmp_path: Path) -> None:
     assert back.peak_memory_gb == 1.0 and back.peak_memory_kind == "process RSS"
     assert "reward_margin" not in TrainingMetrics(steps=1).to_dict()
     assert TrainingMetrics.from_dict({"failed": True, "steps": 3}).outcome == "failed"
+
+
+def test_report_paths_spell_the_readme_contract(tmp_path: Path) -> None:
+    from medllm_core.kernel.context import RunInfo
+    from medllm_core.library.report_paths import ReportPaths, sft_prefix
+
+    run = RunInfo(run_id="r", output_dir=tmp_path, run_dir=tmp_path / "reports" / "runs" / "r")
+    paths = ReportPaths.of(run)
+
+    def rel(path: Path) -> str:
+        return path.relative_to(tmp_path).as_posix()
+
+    assert rel(paths.day1_summary) == "reports/migration/day1_run_summary.md"
+    assert rel(paths.preflight) == "reports/migration/preflight.json"
+    assert rel(paths.completion_check_md) == "reports/migration/gpu_completion_check.md"
+    assert rel(paths.training_file(sft_prefix("tiny_qwen2"), "_metrics.json")) == \
+        "reports/training/layer_b_tiny_qwen2_sft_metrics.json"
+    assert rel(paths.training_file("dpo", "_loss_curve.png")) == "reports/training/dpo_loss_curve.png"
+    assert rel(paths.method_comparison_json) == "reports/training/method_comparison.json"
+    assert rel(paths.sft_checkpoints("qwen25_7b")) == "checkpoints/layer_b/qwen25_7b_sft"
+    assert rel(paths.method_checkpoints("kto")) == "checkpoints/kto-real-baseline"
+    assert rel(paths.mcq_predictions("base")) == "reports/eval/predictions/base_mcq.jsonl"
+    assert rel(paths.responses("safety")) == "reports/eval/safety_responses.json"
+    assert rel(paths.judge_items) == "reports/eval/judge_items.jsonl"
+    assert rel(paths.accuracy_plot) == "reports/eval/accuracy_ci.png"
+    assert rel(paths.eval_default_md) == "reports/eval_default.md"
+    assert rel(paths.experiment_record) == "reports/thesis_support/experiment_record.json"
+    assert rel(paths.thesis_readiness_md) == "reports/thesis_support/thesis_readiness.md"

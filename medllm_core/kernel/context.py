@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel import events as ev
+from medllm_core.kernel import report_paths
 from medllm_core.kernel.artifacts import ArtifactRef
 from medllm_core.kernel.events import EventLog
 from medllm_core.kernel.gate import GateVerdict
@@ -26,15 +27,15 @@ class RunInfo:
 
     @property
     def reports_dir(self) -> Path:
-        return self.output_dir / "reports"
+        return report_paths.reports_dir(self.output_dir)
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
+        return report_paths.checkpoints_dir(self.output_dir)
 
     @property
     def events_path(self) -> Path:
-        return self.run_dir / "events.jsonl"
+        return self.run_dir / report_paths.EVENTS_FILE
 
     @property
     def cache_dir(self) -> Path:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from medllm_core.kernel.atomic import write_text
 from medllm_core.kernel.errors import ExitCode
+from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY, under_output_root
 
 if TYPE_CHECKING:
     from medllm_core.kernel.context import RunContext
@@ -73,7 +74,7 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
     lines += ["", "## Completion", ""]
     if strict is not None and "strict_pass" in strict.summary:
         lines.append(f"- `strict_pass`: **{str(strict.summary['strict_pass']).lower()}** "
-                     "(see `reports/migration/gpu_completion_check.md`)")
+                     f"(see `{under_output_root(COMPLETION_CHECK_MD)}`)")
         for failure in strict.summary.get("failures", []):
             lines.append(f"  - failed: {failure}")
     else:
@@ -104,5 +105,5 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
         lines += ["", "## Artifacts", ""]
         lines += [f"- {name}: `{_rel(path, root)}`" for name, path in artifacts]
     lines.append("")
-    return write_text(context.run.reports_dir / "migration" / "day1_run_summary.md",
+    return write_text(context.run.reports_dir / DAY1_SUMMARY,
                       context.events.mask("\n".join(lines)))

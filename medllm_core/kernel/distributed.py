@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medllm_core.kernel.event_records import DecisionEvent
+from medllm_core.kernel.report_paths import WORKERS
 from medllm_core.kernel.stages import StageKind, StageResult
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _free_port() -> int:
 
 
 def handoff_paths(context: RunContext, stage: str) -> tuple[Path, Path, Path]:
-    folder = context.run.run_dir / "workers"
+    folder = context.run.run_dir / WORKERS
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{stage}.handoff.pkl", folder / f"{stage}.result.pkl", folder / f"{stage}.log"
 

@@ -22,6 +22,7 @@ from medllm_core.kernel.errors import ConfigError, Location
 from medllm_core.kernel.events import EventReader
 from medllm_core.kernel.fingerprint import artifact_signature, describe_changes, stage_fingerprints
 from medllm_core.kernel.profile import Profile, dump_profile
+from medllm_core.kernel.report_paths import EVENTS_FILE, REPORTS, RUNS, checkpoints_dir, reports_dir, runs_dir
 from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
 
@@ -43,19 +44,19 @@ class PreviousRun:
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / "events.jsonl").is_file() and (path / STATE_FILE).is_file()
+    return (path / EVENTS_FILE).is_file() and (path / STATE_FILE).is_file()
 
 
 def _run_started(path: Path) -> ev.RunStarted | None:
     """The first ``run_started`` of a run folder's events (it is normally the first line)."""
     try:
-        with open(path / "events.jsonl", "rb") as handle:
+        with open(path / EVENTS_FILE, "rb") as handle:
             first = ev.parse_event(json.loads(handle.readline()))
         if isinstance(first, ev.RunStarted):
             return first
     except (OSError, json.JSONDecodeError):
         pass
-    return next((e for e in EventReader(path / "events.jsonl").poll_records() if isinstance(e, ev.RunStarted)), None)
+    return next((e for e in EventReader(path / EVENTS_FILE).poll_records() if isinstance(e, ev.RunStarted)), None)
 
 
 def _run_profile_name(run_dir: Path) -> str | None:
@@ -65,13 +66,13 @@ def _run_profile_name(run_dir: Path) -> str | None:
 
 def latest_run_dir(profile: Profile) -> Path:
     """The most recently active run folder of this profile under its output root."""
-    runs = profile.output_dir / "reports" / "runs"
+    runs = runs_dir(profile.output_dir)
     candidates = [d for d in runs.iterdir() if d.is_dir() and is_run_folder(d)] if runs.is_dir() else []
     candidates = [d for d in candidates if _run_profile_name(d) == profile.name]
     if not candidates:
         raise ConfigError(f"no run of profile '{profile.name}' to resume under {runs}",
                           hint="start one without --resume, or name the run folder: --resume RUN_DIR")
-    return max(candidates, key=lambda d: (d / "events.jsonl").stat().st_mtime_ns)
+    return max(candidates, key=lambda d: (d / EVENTS_FILE).stat().st_mtime_ns)
 
 
 def _process_alive(pid: int) -> bool:
@@ -95,7 +96,7 @@ def _process_alive(pid: int) -> bool:
 def _still_running(run_dir: Path) -> int | None:
     """The pid of an attempt that started here, has not finished and is alive on this host."""
     started: ev.RunStarted | None = None
-    for event in EventReader(run_dir / "events.jsonl").poll_records():
+    for event in EventReader(run_dir / EVENTS_FILE).poll_records():
         if isinstance(event, ev.RunStarted):
             started = event
         elif isinstance(event, ev.RunFinished):
@@ -149,14 +150,14 @@ def prepare_resume(profile: Profile, run_dir: str | os.PathLike[str] | None = No
     if pid is not None:
         raise ConfigError(f"this run is still in progress (pid {pid})", Location(file=str(folder)),
                           hint=f"wait for it, or stop it (Ctrl-C, or kill {pid}) and resume again")
-    offset = _terminate_torn_line(folder / "events.jsonl")
+    offset = _terminate_torn_line(folder / EVENTS_FILE)
     return PreviousRun(RunInfo(run_id=folder.name, output_dir=output_dir, run_dir=folder), state, offset)
 
 
 def _run_output_dir(folder: Path, profile: Profile) -> Path:
     """The run's own output root; the profile is pointed at it unless the user set another one explicitly."""
     started = _run_started(folder)
-    if folder.parent.name == "runs" and folder.parent.parent.name == "reports":
+    if folder.parent.name == RUNS and folder.parent.parent.name == REPORTS:
         output_dir = folder.parent.parent.parent  # <output_root>/reports/runs/<run-id>
     elif started is not None and started.output_dir:
         output_dir = Path(started.output_dir)
@@ -201,7 +202,7 @@ def sweep_leftovers(context: RunContext) -> None:
     """
     out = context.run.output_dir
     cleaned: list[str] = []
-    for root in (out / "reports", out / "checkpoints"):
+    for root in (reports_dir(out), checkpoints_dir(out)):
         if not root.is_dir():
             continue
         for path in sorted(root.rglob(".*"), key=lambda p: len(p.parts), reverse=True):

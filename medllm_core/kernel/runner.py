@@ -28,6 +28,7 @@ from medllm_core.kernel.graph import plan_stages
 from medllm_core.kernel.hardware import HardwareInfo, choose_precision, probe_hardware
 from medllm_core.kernel.plugin_manager import StageRegistry
 from medllm_core.kernel.profile import Profile, dump_profile
+from medllm_core.kernel.report_paths import runs_dir
 from medllm_core.kernel.resume import PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
 from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
@@ -46,7 +47,7 @@ def new_run_info(profile: Profile, run_dir: Path | None = None) -> RunInfo:
     if run_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = f"{stamp}-{profile.name}-{os.getpid()}"
-        run_dir = output_dir / "reports" / "runs" / run_id
+        run_dir = runs_dir(output_dir) / run_id
     return RunInfo(run_id=run_dir.name, output_dir=output_dir, run_dir=run_dir)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.stages import StageResult
+from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.engine import TrainingMethod, TrainingPaths, run_training_stage, skip, stage_seed
 from medllm_core.library.training.preference_data import preference_train_rows
 from medllm_core.library.training.recovery import Attempt
@@ -22,8 +23,8 @@ SFT_STAGE = "sft"
 
 def orpo_paths(ctx: StageContext) -> TrainingPaths:
     # The same layout as DPO/SimPO/KTO, so reports and tools find ORPO where they find those.
-    return TrainingPaths.under(ctx.run.reports_dir / "training", "orpo",
-                               ctx.run.checkpoints_dir / "orpo-real-baseline")
+    paths = ReportPaths.of(ctx.run)
+    return TrainingPaths.under(paths, "orpo", paths.method_checkpoints("orpo"))
 
 
 def sft_checkpoint(ctx: StageContext) -> str | None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medllm_core.library.report_paths import ACCURACY_PLOT, under_output_root
 from medllm_core.library.thesis.eval_report import accuracy_rows, comparison_lines
 from medllm_core.library.thesis.inputs import ReportInputs
 from medllm_core.library.thesis.tables import fmt, pct, table
@@ -129,6 +130,6 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
     lines += [f"- {name} loss curve: `{m.loss_curve_png}`" for name, m in inputs.training_metrics.items()
               if m.loss_curve_png]
     if inputs.eval_results:
-        lines.append("- Accuracy with 95% intervals: `reports/eval/accuracy_ci.png`")
+        lines.append(f"- Accuracy with 95% intervals: `{under_output_root(ACCURACY_PLOT)}`")
     lines.append("")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from medllm_core.kernel.atomic import replace_directory
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.distributed import is_main_process, world_size
 from medllm_core.kernel.stages import StageResult
+from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.callbacks import EventCallback, peak_memory_gb
 from medllm_core.library.training.checkpoints import clear_checkpoints, last_complete_checkpoint, remove_incomplete
 from medllm_core.library.training.metrics import (
@@ -55,11 +56,12 @@ class TrainingPaths:
         return self.output_dir / "final"
 
     @classmethod
-    def under(cls, reports_training: Path, prefix: str, output_dir: Path) -> TrainingPaths:
+    def under(cls, paths: ReportPaths, prefix: str, output_dir: Path) -> TrainingPaths:
+        """``reports/training/<prefix>_metrics.json`` and ``_loss_curve.json|.png``; checkpoints in ``output_dir``."""
         return cls(
-            metrics=reports_training / f"{prefix}_metrics.json",
-            curve_json=reports_training / f"{prefix}_loss_curve.json",
-            curve_png=reports_training / f"{prefix}_loss_curve.png",
+            metrics=paths.training_file(prefix, "_metrics.json"),
+            curve_json=paths.training_file(prefix, "_loss_curve.json"),
+            curve_png=paths.training_file(prefix, "_loss_curve.png"),
             output_dir=output_dir,
         )
 
