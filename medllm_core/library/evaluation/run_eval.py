@@ -133,13 +133,13 @@ def run_evaluation(ctx: StageContext) -> StageResult:
     fallback = getattr(settings, "llm_fallback", None)
     if (fallback if fallback is not None else ctx.profile.judges.v2_llm_fallback) and mcq_items:
         llm_fallback_extraction(ctx, mcq_items, mcq_records)
-    paths = ReportPaths.of(ctx.run)
+    out = ReportPaths.of(ctx.run)
     for name, records in mcq_records.items():
-        write_text(paths.mcq_predictions(name),
+        write_text(out.mcq_predictions(name),
                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     for kind, per_variant in responses.items():
         if any(per_variant.values()):
-            write_json(paths.responses(kind), per_variant)
+            write_json(out.responses(kind), per_variant)
     seed = ctx.profile.run.seed
     baseline = method_baseline(ctx.plan)
     summary = {
@@ -158,7 +158,7 @@ def run_evaluation(ctx: StageContext) -> StageResult:
         "open_items": len(open_items),
         "safety_items": len(safety_items),
     }
-    summary_path = write_json(paths.eval_results, summary)
+    summary_path = write_json(out.eval_results, summary)
     return StageResult.done(
         metrics_path=str(summary_path),
         summary={name: round(v["accuracy"], 4) for name, v in summary["variants"].items()},
