@@ -70,8 +70,10 @@ class ReportPaths:
 
     @classmethod
     def of(cls, run: Any) -> ReportPaths:
-        """From a ``RunInfo`` (``ctx.run``): its ``reports_dir`` and ``checkpoints_dir``."""
-        return cls(Path(run.reports_dir), Path(run.checkpoints_dir))
+        """From a ``RunInfo`` (``ctx.run``): its ``reports_dir`` and ``checkpoints_dir`` (a reader's stand-in
+        with only ``reports_dir`` gets the sibling ``checkpoints/``)."""
+        reports = Path(run.reports_dir)
+        return cls(reports, Path(getattr(run, "checkpoints_dir", None) or reports.parent / CHECKPOINTS))
 
     # -- reports/<NAME> for every name above ------------------------------------
     @property
