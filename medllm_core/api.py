@@ -28,6 +28,7 @@ from medllm_core.kernel.graph import method_baseline, producers, training_method
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.schema import SchemaError
 from medllm_core.kernel.stages import StageKind, StageResult, StageSpec, StageStatus
+from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.settings import TrainingSettings, describe_training_plan
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time these load on first use (below)
@@ -54,7 +55,7 @@ _LAZY = {
 
 __all__ = [
     "ArtifactKind", "ArtifactRef", "Attempt", "ConfigError", "Consumes", "DataError", "GateVerdict", "Location",
-    "MedllmError", "PlannedStage", "RunInfo", "SchemaError", "StageContext", "StageKind", "StageResult",
+    "MedllmError", "PlannedStage", "ReportPaths", "RunInfo", "SchemaError", "StageContext", "StageKind", "StageResult",
     "StageSpec", "StageStatus", "TrainingMethod", "TrainingPaths", "TrainingSettings", "check_preference_inputs",
     "config_kwargs", "consumes", "describe_training_plan", "hookimpl", "load_base", "load_sft_policy",
     "lora_config", "method_baseline", "preference_train_rows", "producers", "run_training_stage", "skip",

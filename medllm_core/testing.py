@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from medllm_core.kernel.plugin_manager import PluginRecord, StageRegistry, load_plugins
+from medllm_core.kernel.report_paths import COMPLETION_CHECK_JSON, under_output_root
 from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 
 TEST_PLUGIN = "test"  # plugin name the stages passed as ``stages=`` are attributed to
@@ -78,7 +79,7 @@ class PipelineRun:
         return json.loads(Path(result.metrics_path).read_text(encoding="utf-8"))
 
     def strict_check(self) -> dict[str, Any]:
-        return self.read_json("reports/migration/gpu_completion_check.json")
+        return self.read_json(under_output_root(COMPLETION_CHECK_JSON))
 
 
 def restrict(registry: StageRegistry, only: Iterable[str]) -> StageRegistry:

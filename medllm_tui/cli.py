@@ -14,6 +14,7 @@ from typing import Any
 
 from medllm_core import __version__
 from medllm_core.kernel.errors import ConfigError, ExitCode, MedllmError
+from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY
 
 SUBCOMMANDS = ("plugins", "plugin", "data", "attach", "options")
 
@@ -123,9 +124,8 @@ def command_run(args: argparse.Namespace) -> int:
                   (f": {outcome.message}" if outcome.message else ""))
     if outcome.exit_code != ExitCode.OK and outcome.message:
         print(f"error: {outcome.message}", file=sys.stderr)  # one unwrapped line for scripts and logs
-    reports = run.reports_dir / "migration"
-    for label, path in (("summary", reports / "day1_run_summary.md"),
-                        ("strict check", reports / "gpu_completion_check.md")):
+    for label, path in (("summary", run.reports_dir / DAY1_SUMMARY),
+                        ("strict check", run.reports_dir / COMPLETION_CHECK_MD)):
         if not profile.run.dry_run and path.exists():
             console.print(f"{label}: {path}")
     return int(outcome.exit_code)

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-LAUNCH_LOG_DIR = Path("reports") / "tui_launches"
+from medllm_core.kernel.report_paths import EVENTS_FILE, REPORTS, runs_dir
+
+LAUNCH_LOG_DIR = Path(REPORTS) / "tui_launches"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def start_detached(profile_path: Path, output_root: Path, *, dry_run: bool = Fal
 
 def _started_by(run_dir: Path, pid: int) -> bool:
     try:
-        with open(run_dir / "events.jsonl", "rb") as handle:
+        with open(run_dir / EVENTS_FILE, "rb") as handle:
             first = json.loads(handle.readline())
     except (OSError, ValueError):
         return False
@@ -58,7 +60,7 @@ def _started_by(run_dir: Path, pid: int) -> bool:
 
 def find_run_dir(output_root: Path, pid: int) -> Path | None:
     """The run folder whose first event was written by ``pid`` (the runner names folders ``…-<pid>``)."""
-    runs = output_root / "reports" / "runs"
+    runs = runs_dir(output_root)
     if not runs.is_dir():
         return None
     for folder in sorted(runs.glob(f"*-{pid}"), reverse=True):

@@ -8,8 +8,13 @@ finished run, a running one and a test fixture all produce the same screen.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from medllm_core.kernel import event_records as ev
+from medllm_core.kernel.event_records import Event, parse_event
+from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY, EVENTS_FILE, under_output_root
 
 LOG_TAIL = 500  # lines kept for the scrollable log; older ones are in events.jsonl
 
@@ -61,7 +66,7 @@ class RunView:
     precision: str = ""
     gate: str = ""
     started_ts: float | None = None
-    finished: dict[str, Any] | None = None
+    finished: ev.RunFinished | None = None
     stages: dict[str, StageView] = field(default_factory=dict)
     losses: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     memory: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # device -> used, total
@@ -82,96 +87,95 @@ class RunView:
         return list(self.log)[len(self.log) - count:] if count > 0 else []
 
     # -- reducer -------------------------------------------------------------
-    def apply_all(self, events: list[dict[str, Any]]) -> None:
+    def apply_all(self, events: Iterable[Event | dict[str, Any]]) -> None:
         for event in events:
             self.apply(event)
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: Event | dict[str, Any]) -> None:
+        """One event (a record, or a decoded JSON line); unknown types only count as seen."""
         self.events_seen += 1
-        kind = event.get("type")
-        stage = str(event.get("stage") or "")
-        handler = getattr(self, f"_on_{kind}", None)
+        record = parse_event(event)
+        if record is None:
+            return
+        handler = getattr(self, f"_on_{record.TYPE}", None)
         if handler is not None:
-            handler(event, stage)
+            handler(record, record.stage or "")
 
-    def _on_run_started(self, event: dict[str, Any], _stage: str) -> None:
+    def _on_run_started(self, event: ev.RunStarted, _stage: str) -> None:
         # A resumed run appends a second run_started: the newest attempt is the live one.
-        self.run_id = str(event.get("run_id", ""))
-        self.profile = str(event.get("profile", ""))
-        self.run_dir = str(event.get("run_dir", ""))
-        self.output_dir = str(event.get("output_dir", ""))
-        self.pid = event.get("pid")
-        self.host = str(event.get("host", ""))
-        self.hardware = str((event.get("hardware") or {}).get("description", ""))
-        self.started_ts = event.get("ts")
+        self.run_id = str(event.run_id)
+        self.profile = str(event.profile)
+        self.run_dir = str(event.run_dir)
+        self.output_dir = str(event.output_dir)
+        self.pid = event.pid
+        self.host = str(event.host)
+        self.hardware = event.hardware_description
+        self.started_ts = event.ts
         self.finished = None
-        attempt = event.get("attempt", 1)
-        self._say(f"run {self.run_id} started (attempt {attempt})")
+        self._say(f"run {self.run_id} started (attempt {event.attempt})")
 
-    def _on_plan(self, event: dict[str, Any], _stage: str) -> None:
-        self.precision = f"{event['precision']['dtype']} — {event['precision']['reason']}"
-        self.gate = f"{event['gate']['verdict']} — {event['gate']['reason']}"
-        for item in event.get("stages", []):
-            view = self.stages.setdefault(item["name"], StageView(item["name"]))
-            view.enabled = bool(item.get("enabled", True))
-            view.required = bool(item.get("required", False))
+    def _on_plan(self, event: ev.Plan, _stage: str) -> None:
+        self.precision = event.precision_line
+        self.gate = event.gate_line
+        for item in event.stages:
+            view = self.stages.setdefault(item.name, StageView(item.name))
+            view.enabled = bool(item.enabled)
+            view.required = bool(item.required)
             if not view.enabled:
                 view.state = "off"
 
     def _stage(self, name: str) -> StageView:
         return self.stages.setdefault(name, StageView(name))
 
-    def _on_stage_started(self, event: dict[str, Any], stage: str) -> None:
+    def _on_stage_started(self, event: ev.StageStarted, stage: str) -> None:
         view = self._stage(stage)
-        view.state, view.started_ts, view.duration_s = "running", event.get("ts"), None
+        view.state, view.started_ts, view.duration_s = "running", event.ts, None
         self._say(f"▶ {stage}")
 
-    def _on_stage_finished(self, event: dict[str, Any], stage: str) -> None:
+    def _on_stage_finished(self, event: ev.StageFinished, stage: str) -> None:
         view = self._stage(stage)
-        view.state = str(event.get("status", "done"))
-        view.duration_s = event.get("duration_s")
-        view.reason = str(event.get("reason") or "")
+        view.state = str(event.status or "done")
+        view.duration_s = event.duration_s
+        view.reason = str(event.reason or "")
         self._say(f"{stage} {view.state}" + (f": {view.reason}" if view.reason else ""))
-        if event.get("metrics_path"):
-            self.artifacts[f"{stage} metrics"] = str(event["metrics_path"])
-            self._say(f"  metrics: {event['metrics_path']}")
-        if event.get("checkpoint_path"):
-            self._say(f"  checkpoint: {event['checkpoint_path']}")
+        if event.metrics_path:
+            self.artifacts[f"{stage} metrics"] = str(event.metrics_path)
+            self._say(f"  metrics: {event.metrics_path}")
+        if event.checkpoint_path:
+            self._say(f"  checkpoint: {event.checkpoint_path}")
 
-    def _on_progress(self, event: dict[str, Any], stage: str) -> None:
+    def _on_progress(self, event: ev.Progress, stage: str) -> None:
         view = self._stage(stage)
-        view.step, view.total = int(event.get("step") or 0), event.get("total")
+        view.step, view.total = int(event.step or 0), event.total
 
-    def _on_loss(self, event: dict[str, Any], stage: str) -> None:
-        value = event.get("loss")
-        if isinstance(value, (int, float)):
-            self.losses.setdefault(stage, []).append((int(event.get("step") or 0), float(value)))
+    def _on_loss(self, event: ev.Loss, stage: str) -> None:
+        if isinstance(event.loss, (int, float)):
+            self.losses.setdefault(stage, []).append((int(event.step or 0), float(event.loss)))
 
-    def _on_memory(self, event: dict[str, Any], _stage: str) -> None:
-        self.memory[str(event.get("device", "?"))] = (event.get("used_gb"), event.get("total_gb"))
+    def _on_memory(self, event: ev.Memory, _stage: str) -> None:
+        self.memory[str(event.device)] = (event.used_gb, event.total_gb)
 
-    def _on_decision(self, event: dict[str, Any], stage: str) -> None:
-        item = DecisionView(stage, str(event.get("kind", "")), str(event.get("summary", "")))
+    def _on_decision(self, event: ev.DecisionEvent, stage: str) -> None:
+        item = DecisionView(stage, str(event.kind), str(event.summary))
         self.decisions.append(item)
         self._say(f"decision {item.kind}: {item.summary}")
 
-    def _on_check(self, event: dict[str, Any], stage: str) -> None:
-        self.checks.append(CheckView(str(event.get("name", "")), bool(event.get("passed")),
-                                     str(event.get("detail", "")), stage))
+    def _on_check(self, event: ev.Check, stage: str) -> None:
+        self.checks.append(CheckView(str(event.name), bool(event.passed), str(event.detail), stage))
 
-    def _on_log(self, event: dict[str, Any], stage: str) -> None:
+    def _on_log(self, event: ev.Log, stage: str) -> None:
         prefix = f"[{stage}] " if stage else ""
-        self._say(f"{event.get('level', 'info')}: {prefix}{event.get('message', '')}")
+        self._say(f"{event.level}: {prefix}{event.message}")
 
-    def _on_plugin(self, event: dict[str, Any], _stage: str) -> None:
-        if event.get("status") == "failed":
-            self._say(f"warning: plugin {event.get('name')} failed to load: {event.get('reason')}")
+    def _on_plugin(self, event: ev.PluginLoaded, _stage: str) -> None:
+        if event.status == "failed":
+            self._say(f"warning: plugin {event.name} failed to load: {event.reason}")
 
-    def _on_run_finished(self, event: dict[str, Any], _stage: str) -> None:
+    def _on_run_finished(self, event: ev.RunFinished, _stage: str) -> None:
         self.finished = event
-        if event.get("summary"):
-            self.artifacts["day-1 summary"] = str(event["summary"])
-        self._say(f"run finished: exit {event.get('exit_code')} ({event.get('status')})")
+        if event.summary:
+            self.artifacts["day-1 summary"] = str(event.summary)
+        self._say(f"run finished: exit {event.exit_code} ({event.status})")
         for label, path in self.report_paths().items():
             self._say(f"  {label}: {path}")
 
@@ -185,9 +189,8 @@ class RunView:
         """Where to look once the run is over (the README's output contract)."""
         paths = dict(self.artifacts)
         if self.output_dir:
-            migration = f"{self.output_dir}/reports/migration"
-            paths.setdefault("day-1 summary", f"{migration}/day1_run_summary.md")
-            paths["strict check"] = f"{migration}/gpu_completion_check.md"
+            paths.setdefault("day-1 summary", f"{self.output_dir}/{under_output_root(DAY1_SUMMARY)}")
+            paths["strict check"] = f"{self.output_dir}/{under_output_root(COMPLETION_CHECK_MD)}"
         if self.run_dir:
-            paths["events"] = f"{self.run_dir}/events.jsonl"
+            paths["events"] = f"{self.run_dir}/{EVENTS_FILE}"
         return paths

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medllm_core.kernel.report_paths import EVENTS_FILE, runs_dir
 from medllm_tui.launch import process_alive
 
 TAIL_BYTES = 8192  # run_finished is the last line; no need to read a long run's whole log
@@ -58,7 +59,7 @@ def _last_finished(path: Path) -> dict[str, Any] | None:
 
 
 def summarize_run(run_dir: Path) -> RunSummary | None:
-    events = run_dir / "events.jsonl"
+    events = run_dir / EVENTS_FILE
     if not events.is_file():
         return None
     first = _first_line(events)
@@ -72,11 +73,11 @@ def summarize_run(run_dir: Path) -> RunSummary | None:
 
 
 def recent_runs(output_root: Path, limit: int = 10) -> list[RunSummary]:
-    runs = output_root / "reports" / "runs"
+    runs = runs_dir(output_root)
     if not runs.is_dir():
         return []
-    folders = [d for d in runs.iterdir() if (d / "events.jsonl").is_file()]
-    folders.sort(key=lambda d: (d / "events.jsonl").stat().st_mtime, reverse=True)
+    folders = [d for d in runs.iterdir() if (d / EVENTS_FILE).is_file()]
+    folders.sort(key=lambda d: (d / EVENTS_FILE).stat().st_mtime, reverse=True)
     found = (summarize_run(d) for d in folders[:limit])
     return [s for s in found if s is not None]
 

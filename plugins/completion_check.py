@@ -10,14 +10,15 @@ from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 def run_completion_check_stage(ctx) -> StageResult:
     from medllm_core.kernel.atomic import write_json, write_text
     from medllm_core.library.completion import render_markdown, run_completion_check
+    from medllm_core.library.report_paths import ReportPaths
 
     report = run_completion_check(ctx.run_context)
     for criterion in report["criteria"]:
         ctx.check(f"{criterion['stage']}.{criterion['name']}", criterion["passed"], criterion["detail"])
     ctx.check("strict_pass", report["strict_pass"], "; ".join(report["failures"]) or "all criteria pass")
-    folder = ctx.run.reports_dir / "migration"
-    json_path = write_json(folder / "gpu_completion_check.json", report)
-    md_path = write_text(folder / "gpu_completion_check.md", render_markdown(report))
+    paths = ReportPaths.of(ctx.run)
+    json_path = write_json(paths.completion_check_json, report)
+    md_path = write_text(paths.completion_check_md, render_markdown(report))
     return StageResult.done(
         metrics_path=str(json_path),
         artifacts={"report_md": str(md_path)},

@@ -16,6 +16,7 @@ from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
 from medllm_core.library.env_file import inspect_env_file
 from medllm_core.library.gates import PREFLIGHT_ALIASES, PREFLIGHT_ENV, PreflightSettings
+from medllm_core.library.report_paths import ReportPaths
 
 GIB = 1024**3
 AUTODL_DATA_DISK = Path("/root/autodl-tmp")
@@ -94,7 +95,7 @@ def run_preflight(ctx: StageContext) -> StageResult:
     ctx.check("hf_cache", True, f"HF cache at {cache} ({cache_facts['free_gb']} GB free)")
 
     ctx.run_context.preflight.update(facts)
-    path = write_json(ctx.run.reports_dir / "migration" / "preflight.json", facts)
+    path = write_json(ReportPaths.of(ctx.run).preflight, facts)
     if gate.verdict == "block":
         raise PreflightBlocked(gate.reason)
     return StageResult.done(artifacts={"preflight": str(path)},

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel import events as ev
+from medllm_core.kernel import report_paths
 from medllm_core.kernel.artifacts import ArtifactRef
 from medllm_core.kernel.events import EventLog
 from medllm_core.kernel.gate import GateVerdict
@@ -26,15 +27,15 @@ class RunInfo:
 
     @property
     def reports_dir(self) -> Path:
-        return self.output_dir / "reports"
+        return report_paths.reports_dir(self.output_dir)
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.output_dir / "checkpoints"
+        return report_paths.checkpoints_dir(self.output_dir)
 
     @property
     def events_path(self) -> Path:
-        return self.run_dir / "events.jsonl"
+        return self.run_dir / report_paths.EVENTS_FILE
 
     @property
     def cache_dir(self) -> Path:
@@ -143,26 +144,26 @@ class StageContext:
         """Record an automatic decision with the measured facts behind it."""
         decision = Decision(kind, summary, facts, self.name)
         self.run_context.decisions.append(decision)
-        self.events.emit(ev.DECISION, self.name, kind=kind, summary=summary, facts=facts)
+        self.events.write(ev.DecisionEvent(stage=self.name, kind=kind, summary=summary, facts=facts))
         return decision
 
     def stage_decisions(self) -> list[dict[str, Any]]:
         return [d.to_dict() for d in self.run_context.decisions if d.stage == self.name]
 
     def log(self, message: str, level: str = "info") -> None:
-        self.events.emit(ev.LOG, self.name, level=level, message=message)
+        self.events.write(ev.Log(stage=self.name, level=level, message=message))
 
     def check(self, name: str, passed: bool, detail: str = "") -> None:
-        self.events.emit(ev.CHECK, self.name, name=name, passed=passed, detail=detail)
+        self.events.write(ev.Check(stage=self.name, name=name, passed=passed, detail=detail))
 
     def progress(self, step: int, total: int | None, eta_s: float | None = None) -> None:
-        self.events.emit(ev.PROGRESS, self.name, step=step, total=total, eta_s=eta_s)
+        self.events.write(ev.Progress(stage=self.name, step=step, total=total, eta_s=eta_s))
 
     def loss(self, step: int, value: float) -> None:
-        self.events.emit(ev.LOSS, self.name, step=step, loss=value)
+        self.events.write(ev.Loss(stage=self.name, step=step, loss=value))
 
     def memory(self, device: str, used_gb: float | None, total_gb: float | None) -> None:
-        self.events.emit(ev.MEMORY, self.name, device=device, used_gb=used_gb, total_gb=total_gb)
+        self.events.write(ev.Memory(stage=self.name, device=device, used_gb=used_gb, total_gb=total_gb))
 
     def stop_requested(self) -> bool:
         return (self.run.run_dir / STOP_FILE).exists()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from medllm_core.kernel.atomic import write_text
 from medllm_core.kernel.errors import ExitCode
+from medllm_core.kernel.report_paths import DAY1_SUMMARY
 from medllm_core.kernel.stages import StageKind
 
 if TYPE_CHECKING:
@@ -112,5 +113,5 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
         lines += ["", "## Artifacts", ""]
         lines += [f"- {name}: `{_rel(path, root)}`" for name, path in artifacts]
     lines.append("")
-    return write_text(context.run.reports_dir / "migration" / "day1_run_summary.md",
+    return write_text(context.run.reports_dir / DAY1_SUMMARY,
                       context.events.mask("\n".join(lines)))

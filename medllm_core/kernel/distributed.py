@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medllm_core.kernel.event_records import DecisionEvent
+from medllm_core.kernel.report_paths import WORKERS
 from medllm_core.kernel.stages import StageKind, StageResult
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ def _free_port() -> int:
 
 
 def handoff_paths(context: RunContext, stage: str) -> tuple[Path, Path, Path]:
-    folder = context.run.run_dir / "workers"
+    folder = context.run.run_dir / WORKERS
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{stage}.handoff.pkl", folder / f"{stage}.result.pkl", folder / f"{stage}.log"
 
@@ -92,10 +94,10 @@ def run_stage_distributed(context: RunContext, planned: PlannedStage, processes:
     }
     write_bytes(handoff, pickle.dumps(state))
     command = launch_command(processes, MIXED_PRECISION[context.precision.dtype], handoff)
-    context.events.emit("decision", name, kind="distributed_launch",
-                        summary=f"accelerate launch: {processes} processes (DDP), mixed precision "
-                                f"{MIXED_PRECISION[context.precision.dtype]}",
-                        facts={"command": command, "log": str(log_path)})
+    context.events.write(DecisionEvent(stage=name, kind="distributed_launch",
+                                       summary=f"accelerate launch: {processes} processes (DDP), mixed precision "
+                                               f"{MIXED_PRECISION[context.precision.dtype]}",
+                                       facts={"command": command, "log": str(log_path)}))
     env = {**os.environ, WORKER_ENV: "1"}
     with open(log_path, "ab") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)

@@ -1,7 +1,9 @@
 """The append-only event log of a run (``events.jsonl``).
 
-The runner and the stages write typed events; the headless printer and the TUI
-only read the file, so a run can be watched (or re-attached to) from another
+The runner and the stages write typed records (``event_records``: one frozen
+dataclass per event type, schema version ``EVENTS_SCHEMA`` on ``run_started``);
+the headless printer and the TUI only read the file (``EventReader.poll_records``
+/ ``parse_event``), so a run can be watched (or re-attached to) from another
 process. Each event is one JSON line written with a single ``write`` on a file
 opened in append mode, so concurrent writers (e.g. training ranks) never
 interleave inside a line. Known secrets are masked before anything is written.
@@ -12,25 +14,46 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medllm_core.kernel.event_records import (  # noqa: F401  (re-exported: the records are the schema)
+    EVENTS_SCHEMA,
+    LEGACY_SCHEMA,
+    RECORDS,
+    Check,
+    DecisionEvent,
+    Event,
+    Log,
+    Loss,
+    Memory,
+    Plan,
+    PlanStage,
+    PluginLoaded,
+    Progress,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+    build_event,
+    parse_event,
+)
+
 # Event types (the "type" field). Readers ignore types they do not know.
-RUN_STARTED = "run_started"
-PLAN = "plan"
-STAGE_STARTED = "stage_started"
-STAGE_FINISHED = "stage_finished"
-PROGRESS = "progress"  # step, total, eta_s
-LOSS = "loss"  # step, loss
-MEMORY = "memory"  # device, used_gb, total_gb
-DECISION = "decision"  # kind, summary, facts
-CHECK = "check"  # name, passed, detail
-LOG = "log"  # level, message
-PLUGIN = "plugin"  # plugin load report
-RUN_FINISHED = "run_finished"  # exit_code, status
+RUN_STARTED = RunStarted.TYPE
+PLAN = Plan.TYPE
+STAGE_STARTED = StageStarted.TYPE
+STAGE_FINISHED = StageFinished.TYPE
+PROGRESS = Progress.TYPE  # step, total, eta_s
+LOSS = Loss.TYPE  # step, loss
+MEMORY = Memory.TYPE  # device, used_gb, total_gb
+DECISION = DecisionEvent.TYPE  # kind, summary, facts
+CHECK = Check.TYPE  # name, passed, detail
+LOG = Log.TYPE  # level, message
+PLUGIN = PluginLoaded.TYPE  # plugin load report
+RUN_FINISHED = RunFinished.TYPE  # exit_code, status
 
 EVENT_TYPES = (
     RUN_STARTED, PLAN, STAGE_STARTED, STAGE_FINISHED, PROGRESS, LOSS, MEMORY,
@@ -65,17 +88,19 @@ class EventLog:
             text = text.replace(secret, MASK)
         return text
 
-    def emit(self, type_: str, stage: str | None = None, **data: Any) -> dict[str, Any]:
-        event = {"ts": round(time.time(), 3), "type": type_, "pid": os.getpid()}
-        if stage is not None:
-            event["stage"] = stage
-        event.update(data)
+    def write(self, record: Event) -> dict[str, Any]:
+        """Append one record as a JSON line (masked); returns what was written."""
+        event = record.to_dict()
         if not self.enabled:
             return event
         line = self.mask(json.dumps(event, ensure_ascii=False, default=str)) + "\n"
         with self._lock:
             os.write(self._fd, line.encode("utf-8"))
         return event
+
+    def emit(self, type_: str, stage: str | None = None, **data: Any) -> dict[str, Any]:
+        """Older spelling of ``write``: builds the record of ``type_`` (an unknown type or field is an error)."""
+        return self.write(build_event(type_, stage, **data))
 
     def close(self) -> None:
         with self._lock:
@@ -102,6 +127,7 @@ class EventReader:
     offset: int = 0
 
     def poll(self) -> list[dict[str, Any]]:
+        """New complete lines, as decoded JSON objects."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
@@ -124,6 +150,14 @@ class EventReader:
                 continue  # a torn line from a killed writer; never fatal for a reader
         return events
 
+    def poll_records(self) -> list[Event]:
+        """New complete lines as typed records; unknown types and non-events are skipped."""
+        return [record for record in map(parse_event, self.poll()) if record is not None]
+
 
 def read_events(path: Path) -> list[dict[str, Any]]:
     return EventReader(Path(path)).poll()
+
+
+def read_records(path: Path) -> list[Event]:
+    return EventReader(Path(path)).poll_records()

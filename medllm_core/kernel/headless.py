@@ -42,7 +42,7 @@ class HeadlessPrinter:
         self._last_plain: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.finished: dict[str, Any] | None = None
+        self.finished: ev.RunFinished | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> HeadlessPrinter:
@@ -66,56 +66,56 @@ class HeadlessPrinter:
             time.sleep(self.poll_s)
 
     def drain(self) -> None:
-        for event in self.reader.poll():
-            self.handle(event)
+        for record in self.reader.poll_records():
+            self.handle(record)
 
     # -- rendering ------------------------------------------------------------
     def print(self, text: str) -> None:
         """``text`` is rich markup; dynamic parts must go through ``escape`` first."""
         (self.progress.console if self.live else self.console).print(text)
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        stage = event.get("stage", "")
-        if kind == ev.RUN_STARTED:
-            self.print(f"[bold]medllm[/] run [cyan]{event.get('run_id')}[/] — profile {event.get('profile')}")
-            self.print(f"  device: {event.get('hardware', {}).get('description')}")
-            self.print(f"  events: {Path(event.get('run_dir', '.')) / 'events.jsonl'}")
-        elif kind == ev.PLUGIN and event.get("status") == "failed":
-            self.print(f"[yellow]plugin '{event.get('name')}' failed to load:[/] {escape(str(event.get('reason')))}")
-        elif kind == ev.PLAN:
-            self.print_plan(event)
-        elif kind == ev.STAGE_STARTED:
+    def handle(self, event: ev.Event | dict[str, Any]) -> None:
+        record = ev.parse_event(event)
+        stage = (record.stage if record is not None else None) or ""
+        if isinstance(record, ev.RunStarted):
+            self.print(f"[bold]medllm[/] run [cyan]{record.run_id}[/] — profile {record.profile}")
+            self.print(f"  device: {record.hardware.get('description')}")
+            self.print(f"  events: {Path(record.run_dir or '.') / 'events.jsonl'}")
+        elif isinstance(record, ev.PluginLoaded) and record.status == "failed":
+            self.print(f"[yellow]plugin '{record.name}' failed to load:[/] {escape(str(record.reason))}")
+        elif isinstance(record, ev.Plan):
+            self.print_plan(record)
+        elif isinstance(record, ev.StageStarted):
             self.print(f"[bold]▶ {stage}[/]")
-        elif kind == ev.PROGRESS:
-            self.on_progress(stage, event)
-        elif kind == ev.LOSS:
-            if stage in self.tasks and self.live:
-                self.progress.update(self.tasks[stage], loss=f"{event.get('loss'):.4f}")
-        elif kind == ev.DECISION:
-            self.print(f"  [magenta]decision[/] {event.get('kind')}: {escape(str(event.get('summary')))}")
-        elif kind == ev.CHECK and not event.get("passed"):
-            self.print(f"  [yellow]check {event.get('name')} failed:[/] {escape(str(event.get('detail')))}")
-        elif kind == ev.LOG and event.get("level") in ("warning", "error"):
-            self.print(f"  [yellow]{event.get('level')}:[/] {escape(str(event.get('message')))}")
-        elif kind == ev.STAGE_FINISHED:
-            self.on_stage_finished(stage, event)
-        elif kind == ev.RUN_FINISHED:
-            self.finished = event
+        elif isinstance(record, ev.Progress):
+            self.on_progress(stage, record)
+        elif isinstance(record, ev.Loss):
+            if stage in self.tasks and self.live and isinstance(record.loss, (int, float)):
+                self.progress.update(self.tasks[stage], loss=f"{record.loss:.4f}")
+        elif isinstance(record, ev.DecisionEvent):
+            self.print(f"  [magenta]decision[/] {record.kind}: {escape(str(record.summary))}")
+        elif isinstance(record, ev.Check) and not record.passed:
+            self.print(f"  [yellow]check {record.name} failed:[/] {escape(str(record.detail))}")
+        elif isinstance(record, ev.Log) and record.level in ("warning", "error"):
+            self.print(f"  [yellow]{record.level}:[/] {escape(str(record.message))}")
+        elif isinstance(record, ev.StageFinished):
+            self.on_stage_finished(stage, record)
+        elif isinstance(record, ev.RunFinished):
+            self.finished = record
 
-    def print_plan(self, event: dict[str, Any]) -> None:
+    def print_plan(self, plan: ev.Plan) -> None:
         table = Table(title="plan", show_lines=False, expand=False)
         for column in ("stage", "plugin", "on", "required", "detail"):
             table.add_column(column, overflow="fold")
-        for stage in event.get("stages", []):
-            table.add_row(stage["name"], stage["plugin"], "yes" if stage["enabled"] else "no",
-                          "yes" if stage["required"] else "no", escape(stage.get("detail", "")))
-        self.print(f"  precision: {event['precision']['dtype']} — {escape(event['precision']['reason'])}")
-        self.print(f"  VRAM gate: {event['gate']['verdict']} — {escape(event['gate']['reason'])}")
+        for stage in plan.stages:
+            table.add_row(stage.name, stage.plugin, "yes" if stage.enabled else "no",
+                          "yes" if stage.required else "no", escape(stage.detail or ""))
+        self.print(f"  precision: {plan.precision.get('dtype')} — {escape(str(plan.precision.get('reason')))}")
+        self.print(f"  VRAM gate: {plan.gate.get('verdict')} — {escape(str(plan.gate.get('reason')))}")
         (self.progress.console if self.live else self.console).print(table)
 
-    def on_progress(self, stage: str, event: dict[str, Any]) -> None:
-        step, total = event.get("step", 0), event.get("total")
+    def on_progress(self, stage: str, event: ev.Progress) -> None:
+        step, total = event.step or 0, event.total
         if self.live:
             if stage not in self.tasks:
                 self.tasks[stage] = self.progress.add_task(stage, total=total, loss="-")
@@ -124,12 +124,12 @@ class HeadlessPrinter:
         now = time.monotonic()
         if now - self._last_plain.get(stage, 0.0) >= 5.0 or (total and step >= total):
             self._last_plain[stage] = now
-            eta = event.get("eta_s")
+            eta = event.eta_s
             self.print(f"  {stage}: step {step}/{total or '?'}" + (f", ETA {eta:.0f}s" if eta is not None else ""))
 
-    def on_stage_finished(self, stage: str, event: dict[str, Any]) -> None:
-        status = event.get("status", "?")
-        facts = ", ".join(f"{k}={v}" for k, v in event.get("summary", {}).items() if k != "failures")
-        detail = event.get("reason") or facts
-        self.print(f"{STATUS_MARK.get(status, '?')} {stage} {status} ({event.get('duration_s', 0):.1f}s)"
+    def on_stage_finished(self, stage: str, event: ev.StageFinished) -> None:
+        status = event.status or "?"
+        facts = ", ".join(f"{k}={v}" for k, v in (event.summary or {}).items() if k != "failures")
+        detail = event.reason or facts
+        self.print(f"{STATUS_MARK.get(status, '?')} {stage} {status} ({event.duration_s or 0:.1f}s)"
                    + (f" — {escape(str(detail))}" if detail else ""))

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,10 @@ from medllm_core.kernel.errors import ConfigError, Location
 from medllm_core.kernel.events import EventReader
 from medllm_core.kernel.fingerprint import artifact_signature, describe_changes, stage_fingerprints
 from medllm_core.kernel.profile import Profile, dump_profile
+from medllm_core.kernel.report_paths import EVENTS_FILE, REPORTS, RUNS, checkpoints_dir, reports_dir, runs_dir
+from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
 
-STATE_FILE = "run_state.json"
 # Cheap stages that must reflect the current state: never reused on --resume.
 ALWAYS_RERUN_KINDS = frozenset({StageKind.PREFLIGHT, StageKind.CHECK, StageKind.REPORT})
 
@@ -35,43 +35,44 @@ class PreviousRun:
     """An interrupted run folder to continue: where it is and what its last attempt recorded."""
 
     run: RunInfo
-    state: dict[str, Any]  # its run_state.json
+    state: RunState  # its run_state.json
     events_offset: int  # size of events.jsonl before this attempt appends (readers start here)
 
     @property
     def attempt(self) -> int:
-        return int(self.state.get("attempt") or 1)
+        return self.state.attempt
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / "events.jsonl").is_file() and (path / STATE_FILE).is_file()
+    return (path / EVENTS_FILE).is_file() and (path / STATE_FILE).is_file()
 
 
-def _first_event(path: Path, type_: str) -> dict[str, Any] | None:
+def _run_started(path: Path) -> ev.RunStarted | None:
+    """The first ``run_started`` of a run folder's events (it is normally the first line)."""
     try:
-        with open(path / "events.jsonl", "rb") as handle:
-            first = json.loads(handle.readline())  # a run's events start with run_started
-        if isinstance(first, dict) and first.get("type") == type_:
+        with open(path / EVENTS_FILE, "rb") as handle:
+            first = ev.parse_event(json.loads(handle.readline()))
+        if isinstance(first, ev.RunStarted):
             return first
     except (OSError, json.JSONDecodeError):
         pass
-    return next((e for e in EventReader(path / "events.jsonl").poll() if e.get("type") == type_), None)
+    return next((e for e in EventReader(path / EVENTS_FILE).poll_records() if isinstance(e, ev.RunStarted)), None)
 
 
 def _run_profile_name(run_dir: Path) -> str | None:
-    started = _first_event(run_dir, ev.RUN_STARTED)
-    return started.get("profile") if started else None
+    started = _run_started(run_dir)
+    return started.profile if started else None
 
 
 def latest_run_dir(profile: Profile) -> Path:
     """The most recently active run folder of this profile under its output root."""
-    runs = profile.output_dir / "reports" / "runs"
+    runs = runs_dir(profile.output_dir)
     candidates = [d for d in runs.iterdir() if d.is_dir() and is_run_folder(d)] if runs.is_dir() else []
     candidates = [d for d in candidates if _run_profile_name(d) == profile.name]
     if not candidates:
         raise ConfigError(f"no run of profile '{profile.name}' to resume under {runs}",
                           hint="start one without --resume, or name the run folder: --resume RUN_DIR")
-    return max(candidates, key=lambda d: (d / "events.jsonl").stat().st_mtime_ns)
+    return max(candidates, key=lambda d: (d / EVENTS_FILE).stat().st_mtime_ns)
 
 
 def _process_alive(pid: int) -> bool:
@@ -94,15 +95,15 @@ def _process_alive(pid: int) -> bool:
 
 def _still_running(run_dir: Path) -> int | None:
     """The pid of an attempt that started here, has not finished and is alive on this host."""
-    started: dict[str, Any] | None = None
-    for event in EventReader(run_dir / "events.jsonl").poll():
-        if event.get("type") == ev.RUN_STARTED:
+    started: ev.RunStarted | None = None
+    for event in EventReader(run_dir / EVENTS_FILE).poll_records():
+        if isinstance(event, ev.RunStarted):
             started = event
-        elif event.get("type") == ev.RUN_FINISHED:
+        elif isinstance(event, ev.RunFinished):
             started = None
-    if started is None or started.get("host", socket.gethostname()) != socket.gethostname():
+    if started is None or (started.host or socket.gethostname()) != socket.gethostname():
         return None
-    pid = int(started.get("pid") or 0)
+    pid = int(started.pid or 0)
     return pid if _process_alive(pid) else None
 
 
@@ -141,27 +142,25 @@ def prepare_resume(profile: Profile, run_dir: str | os.PathLike[str] | None = No
             raise ConfigError(f"run folder is a run of profile '{recorded}', not '{profile.name}'",
                               Location(file=str(folder)), hint=f"resume it with its own profile ('{recorded}')")
     try:
-        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        state = RunState.load(folder / STATE_FILE)
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not a run state
         raise ConfigError(f"unreadable {STATE_FILE}: {exc}", Location(file=str(folder / STATE_FILE))) from None
-    if not isinstance(state, dict):
-        raise ConfigError(f"{STATE_FILE} is not a JSON object", Location(file=str(folder / STATE_FILE)))
     output_dir = _run_output_dir(folder, profile)
     pid = _still_running(folder)
     if pid is not None:
         raise ConfigError(f"this run is still in progress (pid {pid})", Location(file=str(folder)),
                           hint=f"wait for it, or stop it (Ctrl-C, or kill {pid}) and resume again")
-    offset = _terminate_torn_line(folder / "events.jsonl")
+    offset = _terminate_torn_line(folder / EVENTS_FILE)
     return PreviousRun(RunInfo(run_id=folder.name, output_dir=output_dir, run_dir=folder), state, offset)
 
 
 def _run_output_dir(folder: Path, profile: Profile) -> Path:
     """The run's own output root; the profile is pointed at it unless the user set another one explicitly."""
-    started = _first_event(folder, ev.RUN_STARTED) or {}
-    if folder.parent.name == "runs" and folder.parent.parent.name == "reports":
+    started = _run_started(folder)
+    if folder.parent.name == RUNS and folder.parent.parent.name == REPORTS:
         output_dir = folder.parent.parent.parent  # <output_root>/reports/runs/<run-id>
-    elif started.get("output_dir"):
-        output_dir = Path(started["output_dir"])
+    elif started is not None and started.output_dir:
+        output_dir = Path(started.output_dir)
     else:
         output_dir = profile.output_dir
     if output_dir.resolve() == profile.output_dir:
@@ -203,7 +202,7 @@ def sweep_leftovers(context: RunContext) -> None:
     """
     out = context.run.output_dir
     cleaned: list[str] = []
-    for root in (out / "reports", out / "checkpoints"):
+    for root in (reports_dir(out), checkpoints_dir(out)):
         if not root.is_dir():
             continue
         for path in sorted(root.rglob(".*"), key=lambda p: len(p.parts), reverse=True):
@@ -224,12 +223,12 @@ def sweep_leftovers(context: RunContext) -> None:
                 else:
                     continue
             except OSError as exc:
-                context.events.emit(ev.LOG, level="warning", message=f"could not clean up {path}: {exc}")
+                context.events.write(ev.Log(level="warning", message=f"could not clean up {path}: {exc}"))
                 continue
             cleaned.append(str(path))
     if cleaned:
-        context.events.emit(ev.LOG, level="info",
-                            message=f"removed leftovers of the interrupted attempt: {', '.join(cleaned)}")
+        context.events.write(ev.Log(level="info",
+                                    message=f"removed leftovers of the interrupted attempt: {', '.join(cleaned)}"))
 
 
 @dataclass
@@ -247,7 +246,7 @@ class RunLedger:
 
     fingerprints: dict[str, str]
     inputs: dict[str, dict[str, Any]]
-    previous: dict[str, Any] = field(default_factory=dict)  # the interrupted attempt's run_state.json
+    previous: RunState = field(default_factory=RunState)  # the interrupted attempt's run_state.json
     resuming: bool = False
     attempt: int = 1
     running: dict[str, str] = field(default_factory=dict)  # stage -> fingerprint, while it runs
@@ -271,11 +270,10 @@ class RunLedger:
         name = planned.spec.name
         context.results[name] = result
         self.reused.add(name)
-        self.signatures[name] = dict(self.previous.get("artifacts", {}).get(name) or {})
-        for item in self.previous.get("decisions", []):
-            if item.get("stage") == name and item.get("kind") != "reused_result":
-                context.decisions.append(Decision(item["kind"], item.get("summary", ""), item.get("facts", {}),
-                                                  name, item.get("ts", time.time())))
+        self.signatures[name] = dict(self.previous.artifacts.get(name) or {})
+        for item in self.previous.decisions:
+            if item.stage == name and item.kind != "reused_result":
+                context.decisions.append(Decision(item.kind, item.summary, item.facts, name, item.ts))
         StageContext(context, planned).decide(
             "reused_result", "inputs unchanged since the previous attempt: result reused, stage not rerun",
             fingerprint=self.fingerprints.get(name), previous_attempt=self.attempt - 1,
@@ -287,7 +285,7 @@ class RunLedger:
         if kind in ALWAYS_RERUN_KINDS:
             return Verdict(logs=[("info", f"{kind} stages always run again on resume")])
         fingerprint = self.fingerprints.get(name)
-        results = self.previous.get("results", {})
+        results = self.previous.results
         rerun_upstream = [
             dep for dep in planned.upstream
             if (dep_plan := context.planned(dep)) is not None and dep_plan.enabled
@@ -295,7 +293,7 @@ class RunLedger:
         ]
         upstream_note = f"upstream stage(s) {', '.join(rerun_upstream)} ran again in this attempt: rerunning"
         if name in results:
-            previous_fp = self.previous.get("fingerprints", {}).get(name)
+            previous_fp = self.previous.fingerprints.get(name)
             if previous_fp is None:
                 return Verdict(logs=[("warning", "the previous attempt recorded no fingerprint for this stage: "
                                                  "rerunning")])
@@ -303,7 +301,7 @@ class RunLedger:
                 return self._inputs_changed(context, planned, previous_fp)
             if rerun_upstream:
                 return Verdict(logs=[("info", upstream_note)])
-            previous = StageResult.from_dict(results[name])
+            previous = results[name]
             if previous.ok and not previous.reusable:
                 return Verdict(logs=[("info", "the previous attempt's result is incomplete "
                                               f"({previous.reason or 'not reusable'}): rerunning")])
@@ -318,7 +316,7 @@ class RunLedger:
             return Verdict(reuse=previous, logs=[(
                 "info", f"inputs unchanged (fingerprint {str(fingerprint)[:12]}) and artifacts present: "
                         "reusing the previous attempt's result")])
-        running = self.previous.get("running", {})
+        running = self.previous.running
         if name in running:
             if running[name] != fingerprint:
                 return self._inputs_changed(context, planned, running[name])
@@ -331,7 +329,7 @@ class RunLedger:
 
     def _inputs_changed(self, context: RunContext, planned: PlannedStage, previous_fp: str | None) -> Verdict:
         name = planned.spec.name
-        changes = describe_changes(self.previous.get("inputs", {}).get(name), self.inputs.get(name, {}))
+        changes = describe_changes(self.previous.inputs.get(name), self.inputs.get(name, {}))
         StageContext(context, planned).decide(
             "rerun_inputs_changed", "inputs changed since the previous attempt: stage reruns from the start",
             previous_fingerprint=previous_fp, fingerprint=self.fingerprints.get(name), changes=changes,
@@ -339,7 +337,7 @@ class RunLedger:
         return Verdict(logs=[("warning", f"inputs changed: rerunning ({'; '.join(changes)})")])
 
     def _artifact_problem(self, name: str, previous: StageResult) -> str | None:
-        recorded = self.previous.get("artifacts", {}).get(name) or {}
+        recorded = self.previous.artifacts.get(name) or {}
         for path in _artifact_paths(previous):
             current = artifact_signature(path)
             if current is None:

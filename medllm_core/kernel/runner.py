@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from medllm_core.kernel import events as ev
 from medllm_core.kernel.atomic import write_json, write_text
@@ -29,7 +28,9 @@ from medllm_core.kernel.graph import plan_stages
 from medllm_core.kernel.hardware import HardwareInfo, choose_precision, probe_hardware
 from medllm_core.kernel.plugin_manager import StageRegistry
 from medllm_core.kernel.profile import Profile, dump_profile
-from medllm_core.kernel.resume import STATE_FILE, PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
+from medllm_core.kernel.report_paths import runs_dir
+from medllm_core.kernel.resume import PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
+from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
 
 
@@ -46,7 +47,7 @@ def new_run_info(profile: Profile, run_dir: Path | None = None) -> RunInfo:
     if run_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = f"{stamp}-{profile.name}-{os.getpid()}"
-        run_dir = output_dir / "reports" / "runs" / run_id
+        run_dir = runs_dir(output_dir) / run_id
     return RunInfo(run_id=run_dir.name, output_dir=output_dir, run_dir=run_dir)
 
 
@@ -82,8 +83,7 @@ def start_run(
         resume=previous is not None,
     )
     context.gate = evaluate_gate(context)
-    events.emit(
-        ev.RUN_STARTED,
+    events.write(ev.RunStarted(
         run_id=run.run_id,
         profile=profile.name,
         profile_path=str(profile.source_path),
@@ -94,16 +94,16 @@ def start_run(
         host=socket.gethostname(),
         resumed=previous is not None,
         attempt=previous.attempt + 1 if previous is not None else 1,
-    )
+    ))
     if archived is not None:
-        events.emit(ev.LOG, level="info", message=f"the profile differs from the previous attempt's; "
-                                                  f"that one is kept as {archived.name}")
+        events.write(ev.Log(level="info", message=f"the profile differs from the previous attempt's; "
+                                                  f"that one is kept as {archived.name}"))
     for record in registry.plugins:
-        events.emit(ev.PLUGIN, name=record.name, source=record.source, status=record.status,
-                    reason=record.reason, stages=record.stages)
+        events.write(ev.PluginLoaded(name=record.name, source=record.source, status=record.status,
+                                     reason=record.reason, stages=list(record.stages)))
     for warning in registry.warnings:
-        events.emit(ev.LOG, level="warning", message=warning)
-    events.emit(ev.PLAN, **describe_plan(context))
+        events.write(ev.Log(level="warning", message=warning))
+    events.write(describe_plan(context))
     return context
 
 
@@ -115,7 +115,7 @@ def evaluate_gate(context: RunContext) -> GateVerdict:
     return GateVerdict.open()
 
 
-def describe_plan(context: RunContext) -> dict[str, Any]:
+def describe_plan(context: RunContext) -> ev.Plan:
     stages = []
     for planned in context.plan:
         line = ""
@@ -124,24 +124,24 @@ def describe_plan(context: RunContext) -> dict[str, Any]:
                 line = planned.spec.describe_plan(StageContext(context, planned))
             except Exception as exc:  # a plan line must never stop a dry run
                 line = f"(plan unavailable: {exc})"
-        stages.append({
-            "name": planned.spec.name,
-            "kind": str(planned.spec.kind),
-            "enabled": planned.enabled,
-            "required": planned.required,
-            "requires": list(planned.spec.requires),
-            "upstream": list(planned.upstream),
-            "consumes": [ref.key() for ref in planned.inputs],
-            "produces": list(planned.spec.produces),
-            "plugin": planned.source_plugin,
-            "detail": line,
-        })
-    return {
-        "stages": stages,
-        "precision": {"dtype": context.precision.dtype, "reason": context.precision.reason},
-        "gate": {"verdict": context.gate.verdict, "reason": context.gate.reason, "facts": context.gate.facts},
-        "hardware": context.hardware.describe(),
-    }
+        stages.append(ev.PlanStage(
+            name=planned.spec.name,
+            kind=str(planned.spec.kind),
+            enabled=planned.enabled,
+            required=planned.required,
+            requires=list(planned.spec.requires),
+            upstream=list(planned.upstream),
+            consumes=[ref.key() for ref in planned.inputs],
+            produces=list(planned.spec.produces),
+            plugin=planned.source_plugin,
+            detail=line,
+        ))
+    return ev.Plan(
+        stages=tuple(stages),
+        precision={"dtype": context.precision.dtype, "reason": context.precision.reason},
+        gate={"verdict": context.gate.verdict, "reason": context.gate.reason, "facts": context.gate.facts},
+        hardware=context.hardware.describe(),
+    )
 
 
 def _dependency_problem(context: RunContext, planned: PlannedStage) -> str | None:
@@ -172,21 +172,21 @@ def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutco
         if stop_reason is not None:
             result = StageResult.skipped(stop_reason)
             context.results[name] = result
-            events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=0.0)
+            events.write(ev.StageFinished(stage=name, **result.to_dict(), duration_s=0.0))
             continue
-        events.emit(ev.STAGE_STARTED, name, kind=str(planned.spec.kind), required=planned.required,
-                    fingerprint=ledger.fingerprints.get(name))
+        events.write(ev.StageStarted(stage=name, kind=str(planned.spec.kind), required=planned.required,
+                                     fingerprint=ledger.fingerprints.get(name)))
         started = time.monotonic()
         problem = _dependency_problem(context, planned)
         continue_stage = False
         if problem is None and ledger.resuming:
             verdict = ledger.assess(context, planned)
             for level, line in verdict.logs:
-                events.emit(ev.LOG, name, level=level, message=line)
+                events.write(ev.Log(stage=name, level=level, message=line))
             if verdict.reuse is not None:
                 ledger.restore(context, planned, verdict.reuse)
-                events.emit(ev.STAGE_FINISHED, name, **verdict.reuse.to_dict(),
-                            duration_s=round(time.monotonic() - started, 3), reused=True)
+                events.write(ev.StageFinished(stage=name, **verdict.reuse.to_dict(),
+                                              duration_s=round(time.monotonic() - started, 3), reused=True))
                 _save_state(context, ledger)
                 continue
             continue_stage = verdict.continue_stage
@@ -208,7 +208,8 @@ def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutco
             result = StageResult.failed(result.render())
         context.results[name] = result
         ledger.finished(name, result)
-        events.emit(ev.STAGE_FINISHED, name, **result.to_dict(), duration_s=round(time.monotonic() - started, 3))
+        events.write(ev.StageFinished(stage=name, **result.to_dict(),
+                                      duration_s=round(time.monotonic() - started, 3)))
         _save_state(context, ledger)
         if stop_reason is None and (context.run.run_dir / STOP_FILE).exists():
             # The TUI's stop action (or `touch RUN_DIR/STOP`): training stopped at a step boundary with a
@@ -246,7 +247,7 @@ def check_inputs(context: RunContext) -> None:
 def dry_run(context: RunContext) -> RunOutcome:
     """Validate inputs and report the plan; trains nothing and writes no contract files."""
     check_inputs(context)
-    context.events.emit(ev.RUN_FINISHED, exit_code=0, status="dry_run", message="dry run: nothing trained")
+    context.events.write(ev.RunFinished(exit_code=0, status="dry_run", message="dry run: nothing trained"))
     context.events.close()
     return RunOutcome(ExitCode.OK, context.run.run_dir, {}, "dry run: nothing trained")
 
@@ -280,42 +281,29 @@ def _save_state(context: RunContext, ledger: RunLedger) -> None:
     Stages this attempt has not reached yet keep what the previous attempt
     recorded, so a resume that is itself interrupted loses nothing.
     """
-    previous = ledger.previous
-    touched = set(context.results) | set(ledger.running)
-    carried = [name for name in previous.get("results", {}) if name not in touched]
-    results = {name: previous["results"][name] for name in carried}
-    results.update({name: result.to_dict() for name, result in context.results.items()})
-
-    def merged(key: str, current: Mapping[str, Any]) -> dict[str, Any]:
-        older = previous.get(key, {})
-        return {**{n: older[n] for n in carried if n in older}, **current}
-
-    running_before = {n: fp for n, fp in previous.get("running", {}).items() if n not in touched}
-    decisions = [d.to_dict() for d in context.decisions]
-    decisions += [d for d in previous.get("decisions", []) if d.get("stage") in carried]
-    write_json(context.run.run_dir / STATE_FILE, {
-        "run_id": context.run.run_id,
-        "attempt": ledger.attempt,
-        "results": results,
-        "fingerprints": merged("fingerprints", {n: ledger.fingerprints.get(n) for n in context.results}),
-        "artifacts": merged("artifacts", {n: ledger.signatures[n] for n in context.results if n in ledger.signatures}),
-        "inputs": merged("inputs", {n: ledger.inputs.get(n) for n in context.results}),
-        "running": {**running_before, **ledger.running},
-        "decisions": decisions,
-    })
+    current = RunState(
+        run_id=context.run.run_id,
+        attempt=ledger.attempt,
+        results=dict(context.results),
+        fingerprints={n: ledger.fingerprints.get(n) for n in context.results},
+        artifacts={n: ledger.signatures[n] for n in context.results if n in ledger.signatures},
+        inputs={n: ledger.inputs.get(n) for n in context.results},
+        running=dict(ledger.running),
+        decisions=list(context.decisions),
+    )
+    ledger.previous.carry_into(current).save(context.run.run_dir / STATE_FILE)
 
 
 def finish_run(context: RunContext, outcome: RunOutcome) -> None:
     from medllm_core.kernel.day1_summary import write_day1_summary
 
     summary_path = write_day1_summary(context, outcome)
-    context.events.emit(
-        ev.RUN_FINISHED,
+    context.events.write(ev.RunFinished(
         exit_code=int(outcome.exit_code),
         status=outcome.exit_code.name.lower(),
         message=outcome.message,
         summary=str(summary_path),
-    )
+    ))
     context.events.close()
 
 

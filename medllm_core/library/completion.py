@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
-from medllm_core.library.training.metrics import curve_problems
+from medllm_core.library.training.metrics import TrainingMetrics, curve_problems
 
 
 @dataclass
@@ -32,6 +32,15 @@ def _load_json(path: Path) -> tuple[dict[str, Any] | None, str]:
     except FileNotFoundError:
         return None, f"{path} not found"
     except (OSError, json.JSONDecodeError) as exc:
+        return None, f"{path} unreadable: {exc}"
+
+
+def _load_metrics(path: Path) -> tuple[TrainingMetrics | None, str]:
+    try:
+        return TrainingMetrics.from_file(path), ""
+    except FileNotFoundError:
+        return None, f"{path} not found"
+    except (OSError, ValueError) as exc:
         return None, f"{path} unreadable: {exc}"
 
 
@@ -76,15 +85,15 @@ def check_training_stage(name: str, result: StageResult | None) -> list[Criterio
     if not result.metrics_path:
         add("metrics_file", False, "stage wrote no metrics file")
         return out
-    metrics, error = _load_json(Path(result.metrics_path))
+    metrics, error = _load_metrics(Path(result.metrics_path))
     add("metrics_file", metrics is not None, error or result.metrics_path)
     if metrics is None:
         return out
-    if metrics.get("skipped"):
-        add("metrics_not_skipped", False, f"metrics say skipped: {metrics.get('reason')}")
-    steps = metrics.get("steps") or 0
+    if metrics.skipped:
+        add("metrics_not_skipped", False, f"metrics say skipped: {metrics.reason}")
+    steps = metrics.steps or 0
     add("steps_positive", steps > 0, f"steps = {steps}")
-    curve_path = metrics.get("loss_curve_file")
+    curve_path = metrics.loss_curve_file
     points: list[dict[str, float]] = []
     if curve_path:
         curve, error = _load_json(Path(curve_path))
@@ -98,7 +107,7 @@ def check_training_stage(name: str, result: StageResult | None) -> list[Criterio
         finite = [v for v in losses if math.isfinite(v)]
         span = f"{finite[0]:.4f} → {finite[-1]:.4f}" if finite else "no finite values"
         add("loss_curve_healthy", not problems, "; ".join(problems) or f"finite, varies ({span})")
-    final = Path(result.checkpoint_path or metrics.get("checkpoint") or "")
+    final = Path(result.checkpoint_path or metrics.checkpoint or "")
     present = bool(result.checkpoint_path) and final.is_dir()
     add("final_checkpoint_present", present, str(final) if present else f"{final} missing")
     if present:

@@ -6,38 +6,36 @@ another stage's adapter): the built-in DPO, SimPO and KTO and any plugin's.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.graph import method_baseline, training_methods
+from medllm_core.library.training.metrics import TrainingMetrics
 
 
-def _row(stage: str, metrics: dict[str, Any] | None, status: str) -> dict[str, Any]:
+def _row(stage: str, metrics: TrainingMetrics | None, status: str) -> dict[str, Any]:
     if metrics is None:
         return {"method": stage, "status": status, "skipped": True, "reason": "no metrics file"}
-    peak = metrics.get("peak_memory") or {}
     return {
         "method": stage,
         "status": status,
-        "skipped": bool(metrics.get("skipped")),
-        "reason": metrics.get("reason", ""),
-        "steps": metrics.get("steps"),
-        "final_loss": metrics.get("final_loss"),
-        "reward_accuracy": metrics.get("reward_accuracy"),
-        "reward_margin": metrics.get("reward_margin"),
-        "wall_time_s": metrics.get("wall_time_s"),
-        "tokens_per_second": metrics.get("tokens_per_second"),
-        "tokens_source": metrics.get("train_tokens_source"),
-        "peak_memory_gb": peak.get("peak_allocated_gb", peak.get("peak_rss_gb")),
-        "peak_memory_kind": "GPU allocated" if "peak_allocated_gb" in peak else "process RSS",
-        "reference_model": metrics.get("reference_model"),
-        "train_fingerprint": (metrics.get("data") or {}).get("train_fingerprint"),
-        "seed": metrics.get("seed"),
-        "effective_batch_size": (metrics.get("final_settings") or metrics.get("settings") or {})
-        .get("effective_batch_size"),
-        "decisions": [f"{d['kind']}: {d['summary']}" for d in metrics.get("decisions", [])],
-        "note": metrics.get("comparison_note", ""),
+        "skipped": bool(metrics.skipped),
+        "reason": metrics.reason,
+        "steps": metrics.steps,
+        "final_loss": metrics.final_loss,
+        "reward_accuracy": metrics.reward_accuracy,
+        "reward_margin": metrics.reward_margin,
+        "wall_time_s": metrics.wall_time_s,
+        "tokens_per_second": metrics.tokens_per_second,
+        "tokens_source": metrics.train_tokens_source,
+        "peak_memory_gb": metrics.peak_memory_gb,
+        "peak_memory_kind": metrics.peak_memory_kind,
+        "reference_model": metrics.reference_model,
+        "train_fingerprint": (metrics.data or {}).get("train_fingerprint"),
+        "seed": metrics.seed,
+        "effective_batch_size": metrics.effective_settings.get("effective_batch_size"),
+        "decisions": [f"{d['kind']}: {d['summary']}" for d in metrics.decisions or []],
+        "note": metrics.extra.get("comparison_note", ""),
     }
 
 
@@ -51,7 +49,7 @@ def build_comparison(plan: list[Any], results: dict[str, Any]) -> dict[str, Any]
             continue
         metrics = None
         if result.metrics_path and Path(result.metrics_path).is_file():
-            metrics = json.loads(Path(result.metrics_path).read_text(encoding="utf-8"))
+            metrics = TrainingMetrics.from_file(Path(result.metrics_path))
         rows.append(_row(method, metrics, str(result.status)))
     fingerprints = {r.get("train_fingerprint") for r in rows if r.get("train_fingerprint")}
     baseline = method_baseline(plan)

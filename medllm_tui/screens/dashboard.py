@@ -19,6 +19,7 @@ from textual.widgets import Footer, RichLog, Static
 
 from medllm_core.kernel.context import STOP_FILE
 from medllm_core.kernel.events import EventReader
+from medllm_core.kernel.report_paths import EVENTS_FILE
 from medllm_tui.gpu import GpuReading
 from medllm_tui.launch import LaunchedRun, find_run_dir
 from medllm_tui.run_view import RunView
@@ -66,7 +67,7 @@ class DashboardScreen(Screen[None]):
         self.run_dir = run_dir
         self.launched = launched
         self.view = RunView()
-        self.reader: EventReader | None = EventReader(run_dir / "events.jsonl") if run_dir else None
+        self.reader: EventReader | None = EventReader(run_dir / EVENTS_FILE) if run_dir else None
         self.stop_requested = False
         self.launch_failed = False
         self.log_written = 0
@@ -110,7 +111,7 @@ class DashboardScreen(Screen[None]):
         found = find_run_dir(self.launched.output_root, self.launched.pid)
         if found is not None:
             self.run_dir = found
-            self.reader = EventReader(found / "events.jsonl")
+            self.reader = EventReader(found / EVENTS_FILE)
         elif not self.medllm.deps.alive(self.launched.pid) and not self.launch_failed:
             self.launch_failed = True  # it exited before writing a run folder: a config error, say why
             tail = self.launched.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
@@ -118,7 +119,7 @@ class DashboardScreen(Screen[None]):
 
     def poll_events(self) -> None:
         self._locate_run()
-        new = self.reader.poll() if self.reader is not None else []
+        new = self.reader.poll_records() if self.reader is not None else []
         self.view.apply_all(new)
         log = self.query_one("#log", RichLog)
         for line in self.view.log_since(self.log_written):

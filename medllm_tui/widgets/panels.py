@@ -83,9 +83,9 @@ def status_text(view: RunView, now: float, alive: bool, stop_requested: bool) ->
         return "[$text-muted]waiting for the run to start…[/]"
     head = f"[b]{escape(view.run_id)}[/b] · {escape(view.profile)} · {escape(view.hardware)}"
     if view.finished is not None:
-        code = view.finished.get("exit_code")
+        code = view.finished.exit_code
         colour = "$success" if code == 0 else "$error"
-        state = f"[{colour}]finished: exit {code} ({escape(str(view.finished.get('status')))})[/]"
+        state = f"[{colour}]finished: exit {code} ({escape(str(view.finished.status))})[/]"
     elif alive:
         elapsed = format_elapsed(now - view.started_ts) if view.started_ts else ""
         state = "[$warning]stopping at the next step…[/]" if stop_requested else f"[$accent]running[/] {elapsed}"
@@ -100,6 +100,6 @@ def summary_text(view: RunView) -> str:
         return ""
     paths = view.report_paths()
     lines = [f"{label}: {escape(paths[label])}" for label in ("day-1 summary", "strict check") if label in paths]
-    if view.finished.get("message"):
-        lines.insert(0, f"[$error]{escape(str(view.finished['message']))}[/]")
+    if view.finished.message:
+        lines.insert(0, f"[$error]{escape(str(view.finished.message))}[/]")
     return "\n".join(lines)

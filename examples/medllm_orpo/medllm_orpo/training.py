@@ -12,6 +12,7 @@ from typing import Any
 
 from medllm_core.api import (
     Attempt,
+    ReportPaths,
     StageContext,
     StageResult,
     TrainingMethod,
@@ -29,8 +30,8 @@ SFT_STAGE = "sft"
 
 def orpo_paths(ctx: StageContext) -> TrainingPaths:
     # The same layout as DPO/SimPO/KTO, so reports and tools find ORPO where they find those.
-    return TrainingPaths.under(ctx.run.reports_dir / "training", "orpo",
-                               ctx.run.checkpoints_dir / "orpo-real-baseline")
+    paths = ReportPaths.of(ctx.run)
+    return TrainingPaths.under(paths, "orpo", paths.method_checkpoints("orpo"))
 
 
 def sft_checkpoint(ctx: StageContext) -> str | None:

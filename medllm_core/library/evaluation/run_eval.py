@@ -28,12 +28,13 @@ from medllm_core.library.evaluation.variants import (
     release,
     variants_to_evaluate,
 )
+from medllm_core.library.report_paths import ReportPaths
 
 EVAL_DATA_KEYS = ("eval_mcq", "eval_open", "eval_safety")
 
 
 def eval_dir(ctx: StageContext) -> Path:
-    return ctx.run.reports_dir / "eval"
+    return ReportPaths.of(ctx.run).eval
 
 
 def _data_path(ctx: StageContext, key: str) -> str | None:
@@ -131,13 +132,13 @@ def run_evaluation(ctx: StageContext) -> StageResult:
 
     if settings.llm_fallback and mcq_items:
         llm_fallback_extraction(ctx, mcq_items, mcq_records)
-    folder = eval_dir(ctx)
+    out = ReportPaths.of(ctx.run)
     for name, records in mcq_records.items():
-        write_text(folder / "predictions" / f"{name}_mcq.jsonl",
+        write_text(out.mcq_predictions(name),
                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     for kind, per_variant in responses.items():
         if any(per_variant.values()):
-            write_json(folder / f"{kind}_responses.json", per_variant)
+            write_json(out.responses(kind), per_variant)
     seed = ctx.profile.run.seed
     baseline = method_baseline(ctx.plan)
     summary = {
@@ -156,7 +157,7 @@ def run_evaluation(ctx: StageContext) -> StageResult:
         "open_items": len(open_items),
         "safety_items": len(safety_items),
     }
-    summary_path = write_json(folder / "eval_results.json", summary)
+    summary_path = write_json(out.eval_results, summary)
     return StageResult.done(
         metrics_path=str(summary_path),
         summary={name: round(v["accuracy"], 4) for name, v in summary["variants"].items()},

@@ -35,10 +35,11 @@ from medllm_core.library.judges.prompts import (
     risk_messages,
 )
 from medllm_core.library.judges.settings import JudgeEndpoint, JudgeStageSettings, turned_off
+from medllm_core.library.report_paths import ReportPaths
 
 
 def _eval_folder(ctx: StageContext) -> Path:
-    return ctx.run.reports_dir / "eval"
+    return ReportPaths.of(ctx.run).eval
 
 
 def _load(path: Path) -> dict[str, list[dict[str, Any]]] | None:
@@ -76,12 +77,12 @@ def _write_items(path: Path, results: list[JudgeResult], meta: list[dict[str, An
 
 
 def run_llm_judge(ctx: StageContext) -> StageResult:
-    folder = _eval_folder(ctx)
-    out = folder / "judge_results.json"
+    paths = ReportPaths.of(ctx.run)
+    out = paths.judge_results
     label = "LLM judge"
     if not _settings(ctx).use_llm:
         return _not_run(ctx, out, label, f"disabled ({turned_off(ctx.stage.spec)})", {})
-    responses = _load(folder / "open_responses.json")
+    responses = _load(paths.open_responses)
     if not responses:
         return _not_run(ctx, out, label, "no open-ended answers to judge (evaluation had no [data.eval_open])", {})
     client, reason = open_client(ctx)
@@ -110,7 +111,7 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
     with client:
         results = client.map(requests)
         stats = client.stats.as_dict()
-    _write_items(folder / "judge_items.jsonl", results, meta)
+    _write_items(paths.judge_items, results, meta)
     report = {
         "status": "done", "label": label, "model": client.config.model, "prompt_version":
         f"{GRADE_VERSION}/{PAIRWISE_VERSION}", "criteria": list(CRITERIA),
@@ -176,8 +177,8 @@ def _aggregate_pairs(results: list[JudgeResult], meta: list[dict[str, Any]]) -> 
 
 def run_risk_judge(ctx: StageContext) -> StageResult:
     folder = _eval_folder(ctx)
-    out = folder / "risk_results.json"
-    responses = _load(folder / "safety_responses.json")
+    out = ReportPaths.of(ctx.run).risk_results
+    responses = _load(ReportPaths.of(ctx.run).safety_responses)
     if not responses:
         write_json(out, {"prescreen": None, "llm": None})
         return StageResult.skipped("no safety answers to screen (evaluation had no [data.eval_safety])",
@@ -218,8 +219,8 @@ def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[
     with client:
         results = client.map(requests)
         stats = client.stats.as_dict()
-    _write_items(folder / "risk_items.jsonl", results, [{k: v for k, v in m.items() if k != "response"}
-                                                         for m in meta])
+    _write_items(ReportPaths.of(ctx.run).risk_items, results, [{k: v for k, v in m.items() if k != "response"}
+                                                                for m in meta])
     per_variant: dict[str, Any] = {}
     findings = []
     grouped: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medllm_core.kernel.events import read_events
+from medllm_core.kernel.events import StageFinished, read_records
+from medllm_core.library.report_paths import MCQ_PREDICTIONS_SUFFIX, TRAINING, ReportPaths
+from medllm_core.library.training.metrics import TrainingMetrics
 
 
 def load_json(path: Path) -> Any:
@@ -25,30 +27,34 @@ class ReportInputs:
     risk_results: dict[str, Any] | None
     method_comparison: dict[str, Any] | None
     completion: dict[str, Any] | None
-    training_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics
+    training_metrics: dict[str, TrainingMetrics] = field(default_factory=dict)  # stage -> metrics
     mcq_predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> records
     stage_durations: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def gather(cls, context: Any) -> ReportInputs:
         reports = context.run.reports_dir
+        paths = ReportPaths.of(context.run)
         inputs = cls(
             reports_dir=reports,
-            eval_results=load_json(reports / "eval" / "eval_results.json"),
-            judge_results=load_json(reports / "eval" / "judge_results.json"),
-            risk_results=load_json(reports / "eval" / "risk_results.json"),
-            method_comparison=load_json(reports / "training" / "method_comparison.json"),
-            completion=load_json(reports / "migration" / "gpu_completion_check.json"),
+            eval_results=load_json(paths.eval_results),
+            judge_results=load_json(paths.judge_results),
+            risk_results=load_json(paths.risk_results),
+            method_comparison=load_json(paths.method_comparison_json),
+            completion=load_json(paths.completion_check_json),
         )
         for name, result in context.results.items():
-            if result.metrics_path and "training" in Path(result.metrics_path).parts:
-                metrics = load_json(Path(result.metrics_path))
-                if metrics and "method" in metrics:
+            if result.metrics_path and TRAINING in Path(result.metrics_path).parts:
+                try:
+                    metrics = TrainingMetrics.from_file(Path(result.metrics_path))
+                except (OSError, ValueError):
+                    continue
+                if metrics.method:
                     inputs.training_metrics[name] = metrics
-        for path in sorted((reports / "eval" / "predictions").glob("*_mcq.jsonl")):
+        for path in sorted(paths.predictions.glob(f"*{MCQ_PREDICTIONS_SUFFIX}")):
             lines = path.read_text(encoding="utf-8").splitlines()
-            inputs.mcq_predictions[path.name.removesuffix("_mcq.jsonl")] = [json.loads(x) for x in lines if x]
-        for event in read_events(context.run.events_path):
-            if event.get("type") == "stage_finished" and "duration_s" in event:
-                inputs.stage_durations[event["stage"]] = event["duration_s"]
+            inputs.mcq_predictions[path.name.removesuffix(MCQ_PREDICTIONS_SUFFIX)] = [json.loads(x) for x in lines if x]
+        for event in read_records(context.run.events_path):
+            if isinstance(event, StageFinished) and event.duration_s is not None and event.stage:
+                inputs.stage_durations[event.stage] = event.duration_s
         return inputs

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medllm_core.library.report_paths import ACCURACY_PLOT, under_output_root
 from medllm_core.library.thesis.eval_report import accuracy_rows, comparison_lines
 from medllm_core.library.thesis.inputs import ReportInputs
 from medllm_core.library.thesis.tables import fmt, pct, table
@@ -95,9 +96,9 @@ def methods_sentence(inputs: ReportInputs) -> str:
         return ""
     described = []
     for name in trained:
-        metrics = inputs.training_metrics.get(name, {})
-        title = metrics.get("title") or name
-        reference = metrics.get("reference_model")
+        metrics = inputs.training_metrics.get(name)
+        title = (metrics.extra.get("title") if metrics else None) or name
+        reference = metrics.reference_model if metrics else None
         described.append(f"{title} (reference model: {reference})" if reference else title)
     listed = described[0] if len(described) == 1 else ", ".join(described[:-1]) + " and " + described[-1]
     count = f"{len(trained)} training method{'s' if len(trained) > 1 else ''} {'were' if len(trained) > 1 else 'was'}"
@@ -130,10 +131,10 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
         "",
     ]
     lines += table(["stage", "steps", "final loss", "effective batch", "learning rate", "wall time (s)", "tokens/s"],
-                   [[name, m.get("steps"), fmt(m.get("final_loss"), 4),
-                     (m.get("final_settings") or m.get("settings") or {}).get("effective_batch_size"),
-                     (m.get("final_settings") or m.get("settings") or {}).get("learning_rate"),
-                     m.get("wall_time_s"), m.get("tokens_per_second")]
+                   [[name, m.steps, fmt(m.final_loss, 4),
+                     m.effective_settings.get("effective_batch_size"),
+                     m.effective_settings.get("learning_rate"),
+                     m.wall_time_s, m.tokens_per_second]
                     for name, m in inputs.training_metrics.items()])
     if inputs.eval_results:
         lines += ["", "## Results", ""]
@@ -141,9 +142,9 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
                        accuracy_rows(inputs.eval_results))
         lines += comparison_lines(inputs.eval_results["comparisons_vs_base"], "Against the base model")
     lines += ["", "## Figures", ""]
-    lines += [f"- {name} loss curve: `{m['loss_curve_png']}`" for name, m in inputs.training_metrics.items()
-              if m.get("loss_curve_png")]
+    lines += [f"- {name} loss curve: `{m.loss_curve_png}`" for name, m in inputs.training_metrics.items()
+              if m.loss_curve_png]
     if inputs.eval_results:
-        lines.append("- Accuracy with 95% intervals: `reports/eval/accuracy_ci.png`")
+        lines.append(f"- Accuracy with 95% intervals: `{under_output_root(ACCURACY_PLOT)}`")
     lines.append("")
     return "\n".join(lines)

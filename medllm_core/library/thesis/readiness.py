@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.stages import StageKind
+from medllm_core.library import report_paths as rp
 from medllm_core.library.judges.settings import turned_off
 from medllm_core.library.thesis.inputs import ReportInputs, load_json
 
 REQUIRED_REPORTS = (
-    "eval_default.md",
-    "sota_compare.md",
-    "error_analysis.md",
-    "thesis_support/thesis_draft_material.md",
-    "thesis_support/experiment_record.json",
-    "migration/gpu_completion_check.json",
+    rp.EVAL_DEFAULT_MD,
+    rp.SOTA_COMPARE_MD,
+    rp.ERROR_ANALYSIS_MD,
+    rp.THESIS_DRAFT_MATERIAL,
+    rp.EXPERIMENT_RECORD,
+    rp.COMPLETION_CHECK_JSON,
 )
 
 

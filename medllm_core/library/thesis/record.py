@@ -46,13 +46,14 @@ def build_experiment_record(context: Any, inputs: ReportInputs) -> dict[str, Any
         "precision": {"dtype": context.precision.dtype, "reason": context.precision.reason},
         "gate": {"verdict": context.gate.verdict, "reason": context.gate.reason},
         "seeds": {"run": profile.run.seed,
-                  **{name: m.get("seed") for name, m in inputs.training_metrics.items()}},
+                  **{name: m.seed for name, m in inputs.training_metrics.items()}},
         "data_fingerprints": data,
         "effective_profile": profile.to_toml_dict(),
         "decisions": [d.to_dict() for d in context.decisions],
         "stage_results": {name: result.to_dict() for name, result in context.results.items()},
         "timings_s": inputs.stage_durations,
-        "training": {name: {k: m.get(k) for k in ("steps", "final_loss", "wall_time_s", "tokens_per_second",
-                                                  "peak_memory", "final_settings", "reward_accuracy")}
+        "training": {name: {"steps": m.steps, "final_loss": m.final_loss, "wall_time_s": m.wall_time_s,
+                            "tokens_per_second": m.tokens_per_second, "peak_memory": m.peak_memory or None,
+                            "final_settings": m.final_settings or None, "reward_accuracy": m.reward_accuracy}
                      for name, m in inputs.training_metrics.items()},
     }

@@ -21,9 +21,12 @@ from medllm_core.kernel.atomic import replace_directory
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.distributed import is_main_process, world_size
 from medllm_core.kernel.stages import StageResult
+from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.callbacks import EventCallback, peak_memory_gb
 from medllm_core.library.training.checkpoints import clear_checkpoints, last_complete_checkpoint, remove_incomplete
 from medllm_core.library.training.metrics import (
+    RUN_FACTS,
+    TrainingMetrics,
     curve_problems,
     loss_curve_from_history,
     write_loss_curve,
@@ -53,11 +56,12 @@ class TrainingPaths:
         return self.output_dir / "final"
 
     @classmethod
-    def under(cls, reports_training: Path, prefix: str, output_dir: Path) -> TrainingPaths:
+    def under(cls, paths: ReportPaths, prefix: str, output_dir: Path) -> TrainingPaths:
+        """``reports/training/<prefix>_metrics.json`` and ``_loss_curve.json|.png``; checkpoints in ``output_dir``."""
         return cls(
-            metrics=reports_training / f"{prefix}_metrics.json",
-            curve_json=reports_training / f"{prefix}_loss_curve.json",
-            curve_png=reports_training / f"{prefix}_loss_curve.png",
+            metrics=paths.training_file(prefix, "_metrics.json"),
+            curve_json=paths.training_file(prefix, "_loss_curve.json"),
+            curve_png=paths.training_file(prefix, "_loss_curve.png"),
             output_dir=output_dir,
         )
 
@@ -107,41 +111,44 @@ def stage_seed(ctx: StageContext) -> int:
     return seed if seed is not None else ctx.profile.run.seed
 
 
-def base_metrics(ctx: StageContext, method: TrainingMethod) -> dict[str, Any]:
+def base_metrics(ctx: StageContext, method: TrainingMethod, outcome: str, **facts: Any) -> TrainingMetrics:
+    """The run facts every metrics file starts with, the method's extra facts, and ``facts`` of the outcome."""
     settings: TrainingSettings = ctx.settings
-    return {
-        "stage": ctx.name,
-        "method": method.method,
-        "model": ctx.profile.model.name_or_path,
-        "model_slug": ctx.profile.model_slug,
-        "device": ctx.hardware.describe(),
-        "precision": ctx.precision.dtype,
-        "precision_reason": ctx.precision.reason,
-        "settings": {**vars(settings), "effective_batch_size": settings.effective_batch_size},
-        "lora": vars(ctx.profile.model.lora),
-        "seed": stage_seed(ctx),
-        "checkpoint": str(method.paths.final),
-        **method.extra_facts,
-    }
+    typed = {k: v for k, v in method.extra_facts.items() if k in RUN_FACTS}  # a method may restate a run fact
+    return TrainingMetrics(
+        outcome=outcome,
+        stage=ctx.name,
+        method=method.method,
+        model=ctx.profile.model.name_or_path,
+        model_slug=ctx.profile.model_slug,
+        device=ctx.hardware.describe(),
+        precision=ctx.precision.dtype,
+        precision_reason=ctx.precision.reason,
+        settings={**vars(settings), "effective_batch_size": settings.effective_batch_size},
+        lora=vars(ctx.profile.model.lora),
+        seed=stage_seed(ctx),
+        checkpoint=str(method.paths.final),
+        extra={k: v for k, v in method.extra_facts.items() if k not in typed},
+        **{**typed, **facts},
+    )
 
 
-def _write_outcome(ctx: StageContext, method: TrainingMethod, payload: dict[str, Any]) -> None:
+def _write_outcome(ctx: StageContext, method: TrainingMethod, metrics: TrainingMetrics) -> None:
     if not is_main_process():
         return  # rank 0 speaks for the whole distributed stage
-    write_metrics(method.paths.metrics, {**base_metrics(ctx, method), **payload,
-                                         "decisions": ctx.stage_decisions()})
+    metrics.decisions = ctx.stage_decisions()
+    write_metrics(method.paths.metrics, metrics)
 
 
 def skip(ctx: StageContext, method: TrainingMethod, reason: str) -> StageResult:
     """A skip is still evidence: the metrics file says skipped, and why."""
-    _write_outcome(ctx, method, {"skipped": True, "reason": reason, "steps": 0, "final_loss": None,
-                                 "loss_curve_file": None})
+    _write_outcome(ctx, method, base_metrics(ctx, method, "skipped", skipped=True, reason=reason))
     return StageResult.skipped(reason, metrics_path=str(method.paths.metrics))
 
 
-def _fail(ctx: StageContext, method: TrainingMethod, reason: str, attempts: list[dict], **facts: Any) -> StageResult:
-    _write_outcome(ctx, method, {"skipped": False, "failed": True, "reason": reason, "steps": facts.get("steps", 0),
-                                 "final_loss": None, "loss_curve_file": None, "attempts": attempts, **facts})
+def _fail(ctx: StageContext, method: TrainingMethod, reason: str, attempts: list[dict], steps: int = 0) -> StageResult:
+    _write_outcome(ctx, method, base_metrics(ctx, method, "failed", failed=True, reason=reason, steps=steps,
+                                             attempts=attempts))
     return StageResult.failed(reason, metrics_path=str(method.paths.metrics))
 
 
@@ -259,30 +266,28 @@ def _finish(ctx: StageContext, method: TrainingMethod, trainer: Any, train_outpu
     examples = trainer.state.global_step * attempt.effective_batch_size * world_size()
     tokens, tokens_source = trained_tokens(trainer, history, examples)
     reward = reward_metrics(history)
-    _write_outcome(ctx, method, {
-        "skipped": False,
-        "failed": False,
-        "reason": "",
-        "steps": trainer.state.global_step,
-        "final_loss": points[-1]["loss"] if points else None,
-        "train_loss": getattr(train_output, "training_loss", None),
-        "loss_curve_file": str(paths.curve_json),
-        "loss_curve_png": str(paths.curve_png),
-        "loss_curve_problems": curve_problems(points),
-        "stopped_by_request": callback.stopped_by_request,
-        "train_rows": len(rows),
-        "data": data_facts,
-        "final_settings": attempt.describe(),
-        "attempts": attempts,
-        "wall_time_s": round(wall, 2),
-        "train_tokens": tokens,
-        "train_tokens_source": tokens_source,
-        "tokens_per_second": round(tokens / wall, 1) if tokens and wall > 0 else None,
-        "examples_per_second": round(examples / wall, 3) if wall > 0 else None,
-        "world_size": world_size(),
-        "peak_memory": peak_memory_gb(),
+    _write_outcome(ctx, method, base_metrics(
+        ctx, method, "trained",
+        steps=trainer.state.global_step,
+        final_loss=points[-1]["loss"] if points else None,
+        train_loss=getattr(train_output, "training_loss", None),
+        loss_curve_file=str(paths.curve_json),
+        loss_curve_png=str(paths.curve_png),
+        loss_curve_problems=curve_problems(points),
+        stopped_by_request=callback.stopped_by_request,
+        train_rows=len(rows),
+        data=data_facts,
+        final_settings=attempt.describe(),
+        attempts=attempts,
+        wall_time_s=round(wall, 2),
+        train_tokens=tokens,
+        train_tokens_source=tokens_source,
+        tokens_per_second=round(tokens / wall, 1) if tokens and wall > 0 else None,
+        examples_per_second=round(examples / wall, 3) if wall > 0 else None,
+        world_size=world_size(),
+        peak_memory=peak_memory_gb(),
         **reward,
-    })
+    ))
     summary["final_loss"] = points[-1]["loss"] if points else None
     if reward.get("reward_accuracy") is not None:
         summary["reward_accuracy"] = reward["reward_accuracy"]

@@ -12,6 +12,7 @@ from typing import Any
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.errors import MedllmError
 from medllm_core.kernel.stages import StageResult
+from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.engine import TrainingMethod, TrainingPaths, run_training_stage, skip, stage_seed
 from medllm_core.library.training.fast_path import prepare_model, prepare_trainer, stage_speed_plan
 from medllm_core.library.training.model_loading import resolve_model_path
@@ -29,8 +30,8 @@ def starting_stage(ctx: StageContext) -> str:
 
 
 def preference_paths(ctx: StageContext, method: str) -> TrainingPaths:
-    return TrainingPaths.under(ctx.run.reports_dir / "training", method,
-                               ctx.run.checkpoints_dir / f"{method}-real-baseline")
+    paths = ReportPaths.of(ctx.run)
+    return TrainingPaths.under(paths, method, paths.method_checkpoints(method))
 
 
 def sft_adapter(ctx: StageContext) -> str:

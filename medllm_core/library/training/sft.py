@@ -7,6 +7,7 @@ from typing import Any
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.errors import ConfigError, Location
 from medllm_core.kernel.stages import StageResult
+from medllm_core.library.report_paths import ReportPaths, sft_prefix
 from medllm_core.library.training.data_inputs import load_stage_rows
 from medllm_core.library.training.engine import TrainingMethod, TrainingPaths, run_training_stage, stage_seed
 from medllm_core.library.training.fast_path import prepare_model, prepare_trainer, stage_speed_plan
@@ -17,8 +18,8 @@ from medllm_core.library.training.trl_common import config_kwargs, load_base, lo
 
 def sft_paths(ctx: StageContext) -> TrainingPaths:
     slug = ctx.profile.model_slug
-    return TrainingPaths.under(ctx.run.reports_dir / "training", f"layer_b_{slug}_sft",
-                               ctx.run.checkpoints_dir / "layer_b" / f"{slug}_sft")
+    paths = ReportPaths.of(ctx.run)
+    return TrainingPaths.under(paths, sft_prefix(slug), paths.sft_checkpoints(slug))
 
 
 def build_sft_trainer(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:
