@@ -350,6 +350,8 @@ class ConfirmStep(WizardStep):
         self.app.call_from_thread(self._show_plan, preview, hardware is None)
 
     def _show_plan(self, preview: PlanPreview, unprobed: bool) -> None:
+        if not self.is_mounted or not self.query("#plan"):
+            return  # the plan worker finished after the user left this step: nothing to show it on
         if preview.error:
             self.query_one("#plan", Static).update(f"[$error]{preview.error}[/]")
             return
