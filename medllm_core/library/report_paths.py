@@ -192,8 +192,12 @@ class ReportPaths:
         return self.checkpoints / METHOD_CHECKPOINTS.format(method=method)
 
     # -- eval --------------------------------------------------------------------
-    def mcq_predictions(self, variant: str) -> Path:
-        return self.reports / PREDICTIONS / f"{variant}{MCQ_PREDICTIONS_SUFFIX}"
+    def mcq_predictions(self, variant: str, protocol: str | None = None) -> Path:
+        """The primary protocol's file is ``<variant>_mcq.jsonl`` (what every report reads); another
+        protocol's is ``<variant>_mcq.<protocol>.jsonl``."""
+        if protocol is None:
+            return self.reports / PREDICTIONS / f"{variant}{MCQ_PREDICTIONS_SUFFIX}"
+        return self.reports / PREDICTIONS / f"{variant}_mcq.{protocol}.jsonl"
 
     def responses(self, kind: str) -> Path:
         """``reports/eval/<kind>_responses.json`` (kind: open, safety)."""

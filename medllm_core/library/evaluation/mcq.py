@@ -76,7 +76,7 @@ def _first(row: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return next((row[k] for k in keys if k in row and row[k] not in (None, "")), None)
 
 
-def load_mcq_file(path: str) -> tuple[list[McqItem], list[Problem]]:
+def load_mcq_file(path: str, fmt: str = "auto") -> tuple[list[McqItem], list[Problem]]:
     raw_rows, problems = read_records(path)
     items: list[McqItem] = []
     for index, raw in enumerate(raw_rows):
@@ -161,3 +161,12 @@ def extract_by_option_text(text: str, options: dict[str, str]) -> frozenset[str]
     """Last resort: exactly one option's full text appears in the reply."""
     hits = [letter for letter, option in options.items() if len(option) >= 2 and option in text]
     return frozenset(hits) if len(hits) == 1 else None
+
+
+def drop_summary(problems: list[Problem]) -> dict[str, Any]:
+    """How many items were dropped, grouped by reason, with the first examples (file, line, key, reason)."""
+    by_reason: dict[str, int] = {}
+    for p in problems:
+        by_reason[p.message] = by_reason.get(p.message, 0) + 1
+    return {"count": len(problems), "by_reason": by_reason,
+            "examples": [{"file": p.file, "line": p.line, "key": p.key, "reason": p.message} for p in problems[:20]]}

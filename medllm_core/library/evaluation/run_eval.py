@@ -1,36 +1,51 @@
-"""The evaluation stage: every variant answers the same items with the same greedy decoding.
+"""The evaluation stage: every variant answers the same items, under each configured protocol.
 
-Writes per-variant predictions (MCQ, open-ended, safety) and the MCQ summary
-with intervals and paired tests; the judge and report stages read these files.
+The base model is loaded once and each variant's adapter is switched on in
+turn (``variant_models``). Writes per-variant predictions (MCQ per protocol,
+open-ended, safety) and the MCQ summary with intervals and paired tests; the
+judge and report stages read these files.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.atomic import write_json, write_text
 from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.errors import ConfigError, DataError
 from medllm_core.kernel.fingerprint import file_sha256
 from medllm_core.kernel.graph import method_baseline
+from medllm_core.kernel.profile import profile_location
 from medllm_core.kernel.stages import StageResult
-from medllm_core.library.evaluation.generation import generate
-from medllm_core.library.evaluation.mcq import extract_by_option_text, extract_choice, format_prompt, load_mcq_file
-from medllm_core.library.evaluation.prompts import load_prompt_file
+from medllm_core.library.data.model import ERROR, Problem
+from medllm_core.library.evaluation.batching import token_budget
+from medllm_core.library.evaluation.generation import chat_prompt_ids, end_token_ids, generate
+from medllm_core.library.evaluation.loglik import LoglikQuery, best_candidate, score_queries
+from medllm_core.library.evaluation.mcq import McqItem, drop_summary, load_mcq_file
+from medllm_core.library.evaluation.prompts import PromptItem, load_prompt_file
+from medllm_core.library.evaluation.protocols import (
+    DESCRIPTIONS,
+    PROMPT_TEMPLATE_VERSION,
+    chance_accuracy,
+    conversation,
+    score_generated,
+    score_loglik,
+    shot_pool,
+    shots_for,
+)
 from medllm_core.library.evaluation.scoring import comparisons, summarise_variant
 from medllm_core.library.evaluation.settings import EvalSettings
 from medllm_core.library.evaluation.variant_cache import VariantAnswers, load_answers, store_answers, variant_key
-from medllm_core.library.evaluation.variants import (
-    Variant,
-    check_variant_names,
-    load_variant,
-    release,
-    variants_to_evaluate,
-)
+from medllm_core.library.evaluation.variant_models import VariantModels
+from medllm_core.library.evaluation.variants import Variant, check_variant_names, variants_to_evaluate
 from medllm_core.library.report_paths import ReportPaths
 
 EVAL_DATA_KEYS = ("eval_mcq", "eval_open", "eval_safety")
+DEV_DATA_KEY = "eval_dev"  # solved examples for k-shot prompting
+GPU_BATCH_ITEMS, CPU_BATCH_ITEMS = 256, 8
 
 
 def eval_dir(ctx: StageContext) -> Path:
@@ -42,10 +57,48 @@ def _data_path(ctx: StageContext, key: str) -> str | None:
     return str(ctx.profile.resolve_path(section.path)) if section is not None and section.path else None
 
 
+def _data_format(ctx: StageContext, key: str) -> str:
+    section = ctx.profile.data.get(key)
+    return section.format if section is not None else "auto"
+
+
+@dataclass
+class McqInputs:
+    """The MCQ items to evaluate, the dev items for shots, and what could not be read."""
+
+    items: list[McqItem] = field(default_factory=list)
+    dev: list[McqItem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    in_file: int = 0
+
+
+def load_mcq_inputs(ctx: StageContext) -> McqInputs:
+    """Read [data.eval_mcq] (and [data.eval_dev] when shots > 0), applying on_bad_items before any model loads."""
+    settings: EvalSettings = ctx.settings
+    inputs = McqInputs()
+    if (path := _data_path(ctx, "eval_mcq")) is not None:
+        inputs.items, problems = load_mcq_file(path, _data_format(ctx, "eval_mcq"))
+        inputs.problems = [p for p in problems if p.severity == ERROR]
+        inputs.in_file = len(inputs.items) + len(inputs.problems)
+        if inputs.problems and settings.on_bad_items == "fail":
+            first = inputs.problems[0]
+            raise DataError(f"{len(inputs.problems)} of {inputs.in_file} multiple-choice items cannot be read "
+                            f"(first: {first.message})", first.location,
+                            hint="fix them, or set [stages.eval] on_bad_items = \"report\" to evaluate the rest "
+                                 "and report what was dropped")
+    if settings.shots > 0:
+        dev_path = _data_path(ctx, DEV_DATA_KEY)
+        if dev_path is None:
+            raise ConfigError(f"shots = {settings.shots} needs solved examples: add [data.{DEV_DATA_KEY}] path = "
+                              "\"…\" (a dev split in any multiple-choice format)",
+                              profile_location(ctx.profile, f"stages.{ctx.name}.shots"))
+        inputs.dev = load_mcq_file(dev_path, _data_format(ctx, DEV_DATA_KEY))[0]
+    return inputs
+
+
 def check_eval_inputs(ctx: StageContext) -> None:
     check_variant_names(ctx, ctx.settings.variants)
-    if (path := _data_path(ctx, "eval_mcq")) is not None:
-        load_mcq_file(path)
+    load_mcq_inputs(ctx)
     for key in ("eval_open", "eval_safety"):
         if (path := _data_path(ctx, key)) is not None:
             load_prompt_file(path)
@@ -55,39 +108,108 @@ def _limit(items: list, settings: EvalSettings) -> list:
     return items[: settings.max_items] if settings.max_items > 0 else items
 
 
-def _as_chat(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
-
-
-def _data_items_identity(ctx: StageContext, paths: dict[str, str | None]) -> dict[str, Any]:
+def _data_items_identity(paths: dict[str, str | None]) -> dict[str, Any]:
     return {key: file_sha256(Path(path)) if path else None for key, path in paths.items()}
 
 
-def _answer(ctx: StageContext, variant: Variant, items: tuple[list, list, list], total: int,
-            done: int) -> VariantAnswers:
-    """Load ``variant`` and let it answer every item (greedy, its own chat template)."""
-    settings: EvalSettings = ctx.settings
-    mcq_items, open_items, safety_items = items
-    model, tokenizer = load_variant(ctx, variant)
+@dataclass
+class EvalWork:
+    """Everything every variant answers, and how far the stage has got (for progress events)."""
 
-    def advance(count: int, offset: int) -> None:
-        ctx.progress(offset + count, total)
+    mcq: list[McqItem]
+    open: list[PromptItem]
+    safety: list[PromptItem]
+    conversations: list[list[dict[str, str]]]
+    protocols: list[str]
+    total: int = 0
+    done: int = 0
 
-    replies = generate(model, tokenizer, [_as_chat(format_prompt(i)) for i in mcq_items],
-                       max_new_tokens=settings.max_new_tokens_mcq, batch_size=settings.batch_size,
-                       on_batch=lambda n, o=done: advance(n, o))
-    done += len(mcq_items)
-    answers = VariantAnswers([_score(item, reply) for item, reply in zip(mcq_items, replies, strict=True)], [], [])
-    for kind, prompts in (("open", open_items), ("safety", safety_items)):
-        replies = generate(model, tokenizer, [_as_chat(i.prompt) for i in prompts],
-                           max_new_tokens=settings.max_new_tokens_open, batch_size=settings.batch_size,
-                           on_batch=lambda n, o=done: advance(n, o))
-        done += len(prompts)
-        getattr(answers, kind).extend(
-            {"id": i.id, "prompt": i.prompt, "category": i.category, "reference": i.reference,
-             "language": i.language, "response": r} for i, r in zip(prompts, replies, strict=True))
-    release(model)
-    return answers
+    @property
+    def per_variant(self) -> int:
+        return len(self.mcq) * len(self.protocols) + len(self.open) + len(self.safety)
+
+
+class Evaluator:
+    """Answers every item for one variant at a time, on one loaded base model."""
+
+    def __init__(self, ctx: StageContext, work: EvalWork):
+        self.ctx = ctx
+        self.settings: EvalSettings = ctx.settings
+        self.work = work
+        self.models = VariantModels(ctx)
+        self._budget: int | None = None
+
+    def _batch_items(self) -> int:
+        if self.settings.batch_size > 0:
+            return self.settings.batch_size
+        return GPU_BATCH_ITEMS if self.ctx.hardware.backend == "cuda" else CPU_BATCH_ITEMS
+
+    def _batch_tokens(self) -> int:
+        """The configured token budget, or one derived from the free accelerator memory after loading."""
+        if self.settings.max_batch_tokens > 0:
+            return self.settings.max_batch_tokens
+        if self._budget is None:
+            free = self.models.free_accelerator_bytes()
+            dtype_bytes = 4 if self.ctx.precision.dtype == "fp32" else 2
+            self._budget = token_budget(self.models.config, dtype_bytes, free) if free else 0
+            if self._budget:
+                self.ctx.decide("eval_batch_budget", f"evaluation batches hold up to {self._budget:,} tokens "
+                                f"({free / 2**30:.1f} GiB free after loading the model)",
+                                max_batch_tokens=self._budget, free_gib=round(free / 2**30, 2),
+                                max_batch_items=self._batch_items())
+        return self._budget
+
+    def _progress(self, offset: int) -> Any:
+        return lambda n: self.ctx.progress(offset + n, self.work.total)
+
+    def answer(self, variant: Variant) -> VariantAnswers:
+        work = self.work
+        answers = VariantAnswers()
+        with self.models.use(variant) as model:
+            tokenizer = self.models.tokenizer
+            batching = {"batch_size": self._batch_items(), "max_batch_tokens": self._batch_tokens()}
+            for protocol in work.protocols:
+                if protocol == "generate":
+                    replies = generate(model, tokenizer, work.conversations,
+                                       max_new_tokens=self.settings.max_new_tokens_mcq,
+                                       on_batch=self._progress(work.done), **batching)
+                    answers.mcq[protocol] = [score_generated(i, r) for i, r in zip(work.mcq, replies, strict=True)]
+                else:
+                    answers.mcq[protocol] = self._loglik(model, tokenizer, batching)
+                work.done += len(work.mcq)
+            for kind, prompts in (("open", work.open), ("safety", work.safety)):
+                replies = generate(model, tokenizer, [[{"role": "user", "content": i.prompt}] for i in prompts],
+                                   max_new_tokens=self.settings.max_new_tokens_open,
+                                   on_batch=self._progress(work.done), **batching)
+                work.done += len(prompts)
+                getattr(answers, kind).extend(
+                    {"id": i.id, "prompt": i.prompt, "category": i.category, "reference": i.reference,
+                     "language": i.language, "response": r} for i, r in zip(prompts, replies, strict=True))
+        return answers
+
+    def _loglik(self, model: Any, tokenizer: Any, batching: dict[str, int]) -> list[dict[str, Any]]:
+        work = self.work
+        prompts = chat_prompt_ids(tokenizer, work.conversations)
+        queries = [LoglikQuery(p, list(i.options), i.multiple) for p, i in zip(prompts, work.mcq, strict=True)]
+        ends = end_token_ids(model, tokenizer)
+        scores = score_queries(model, tokenizer, queries, end_id=ends[0], on_batch=self._progress(work.done),
+                               **batching)
+        return [score_loglik(i, s, best_candidate(s)) for i, s in zip(work.mcq, scores, strict=True)]
+
+
+def _protocol_block(protocol: str, settings: EvalSettings, records: dict[str, list[dict[str, Any]]],
+                    items: list[McqItem], baseline: str | None, seed: int) -> dict[str, Any]:
+    return {
+        "description": DESCRIPTIONS[protocol],
+        "prompt_template": PROMPT_TEMPLATE_VERSION,
+        "shots": settings.shots,
+        "max_new_tokens": settings.max_new_tokens_mcq if protocol == "generate" else None,
+        "chance_accuracy": chance_accuracy(items),
+        "variants": {name: summarise_variant(r) for name, r in records.items() if r},
+        "comparisons_vs_base": comparisons(records, "base", seed=seed) if items else [],
+        "comparisons_vs_baseline": comparisons(records, baseline, seed=seed, exclude=("base",))
+        if items and baseline else [],
+    }
 
 
 def run_evaluation(ctx: StageContext) -> StageResult:
@@ -96,88 +218,102 @@ def run_evaluation(ctx: StageContext) -> StageResult:
     if not any(paths.values()):
         return StageResult.skipped("no evaluation data in the profile ([data.eval_mcq], [data.eval_open], "
                                    "[data.eval_safety])")
-    mcq_items = _limit(load_mcq_file(paths["eval_mcq"])[0], settings) if paths["eval_mcq"] else []
-    open_items = _limit(load_prompt_file(paths["eval_open"]), settings) if paths["eval_open"] else []
-    safety_items = _limit(load_prompt_file(paths["eval_safety"]), settings) if paths["eval_safety"] else []
+    mcq_inputs = load_mcq_inputs(ctx)
+    dropped = drop_summary(mcq_inputs.problems)
+    if dropped["count"]:
+        ctx.log(f"{dropped['count']} of {mcq_inputs.in_file} multiple-choice items cannot be read and are not "
+                f"evaluated: " + "; ".join(f"{r}: {n}" for r, n in dropped["by_reason"].items()), level="warning")
+        ctx.decide("eval_items_dropped", f"{dropped['count']} unreadable multiple-choice items dropped "
+                   "(on_bad_items = \"report\")", **dropped)
+    mcq_items = _limit(mcq_inputs.items, settings)
+    pool = shot_pool(mcq_inputs.dev, settings.shots)
+    work = EvalWork(
+        mcq=mcq_items,
+        open=_limit(load_prompt_file(paths["eval_open"]), settings) if paths["eval_open"] else [],
+        safety=_limit(load_prompt_file(paths["eval_safety"]), settings) if paths["eval_safety"] else [],
+        conversations=[conversation(i, shots_for(i, pool, settings.shots)) for i in mcq_items],
+        protocols=settings.protocols if mcq_items else [],
+    )
     variants, notes = variants_to_evaluate(ctx, settings.variants)
     for note in notes:
         ctx.log(note, level="warning")
-
-    items = (mcq_items, open_items, safety_items)
-    identity = _data_items_identity(ctx, paths)
-    total = len(variants) * sum(len(i) for i in items)
-    done = 0
-    mcq_records: dict[str, list[dict[str, Any]]] = {}
-    responses: dict[str, dict[str, list[dict[str, Any]]]] = {"open": {}, "safety": {}}
+    identity = _data_items_identity({**paths, DEV_DATA_KEY: _data_path(ctx, DEV_DATA_KEY)})
+    work.total = len(variants) * work.per_variant
+    evaluator = Evaluator(ctx, work)
+    per_variant: dict[str, VariantAnswers] = {}
     reused: list[str] = []
-    for variant in variants:
-        key = variant_key(ctx, variant.name, variant.adapter, identity)
-        answers = load_answers(ctx, variant.name, key)
-        if answers is not None:
-            reused.append(variant.name)
-            ctx.log(f"{variant.name}: answers reused (its adapter and the items are unchanged)")
-        else:
-            ctx.log(f"evaluating {variant.name}")
-            answers = _answer(ctx, variant, items, total, done)
-            store_answers(ctx, variant.name, key, answers)
-        done += sum(len(i) for i in items)
-        ctx.progress(done, total)
-        mcq_records[variant.name] = answers.mcq
-        responses["open"][variant.name] = answers.open
-        responses["safety"][variant.name] = answers.safety
+    try:
+        for variant in variants:
+            key = variant_key(ctx, variant.name, variant.adapter, identity)
+            answers = load_answers(ctx, variant.name, key)
+            if answers is not None:
+                reused.append(variant.name)
+                work.done += work.per_variant
+                ctx.log(f"{variant.name}: answers reused (its adapter and the items are unchanged)")
+            else:
+                ctx.log(f"evaluating {variant.name}")
+                answers = evaluator.answer(variant)
+                store_answers(ctx, variant.name, key, answers)
+            ctx.progress(work.done, work.total)
+            per_variant[variant.name] = answers
+    finally:
+        evaluator.models.close()
     if reused:
         ctx.decide("eval_answers_reused", f"answers of {', '.join(reused)} reused: their adapters and the "
                    "evaluation items are unchanged", variants=reused,
                    generated=[v.name for v in variants if v.name not in reused])
+    return _write_results(ctx, work, per_variant, paths, dropped, mcq_inputs, notes, reused)
 
-    if settings.llm_fallback and mcq_items:
-        llm_fallback_extraction(ctx, mcq_items, mcq_records)
+
+def _write_results(ctx: StageContext, work: EvalWork, per_variant: dict[str, VariantAnswers],
+                   paths: dict[str, str | None], dropped: dict[str, Any], mcq_inputs: McqInputs, notes: list[str],
+                   reused: list[str]) -> StageResult:
+    settings: EvalSettings = ctx.settings
+    records = {p: {name: a.mcq.get(p, []) for name, a in per_variant.items()} for p in work.protocols}
+    if settings.llm_fallback and "generate" in records:
+        llm_fallback_extraction(ctx, work.mcq, records["generate"])
     out = ReportPaths.of(ctx.run)
-    for name, records in mcq_records.items():
-        write_text(out.mcq_predictions(name),
-                   "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    for kind, per_variant in responses.items():
-        if any(per_variant.values()):
-            write_json(out.responses(kind), per_variant)
-    seed = ctx.profile.run.seed
+    for index, protocol in enumerate(work.protocols):
+        for name, rows in records[protocol].items():
+            write_text(out.mcq_predictions(name, None if index == 0 else protocol),
+                       "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    for kind in ("open", "safety"):
+        if any(getattr(a, kind) for a in per_variant.values()):
+            write_json(out.responses(kind), {name: getattr(a, kind) for name, a in per_variant.items()})
     baseline = method_baseline(ctx.plan)
+    blocks = {p: _protocol_block(p, settings, records[p], work.mcq, baseline, ctx.profile.run.seed)
+              for p in work.protocols}
+    primary = work.protocols[0] if work.protocols else settings.protocols[0]
+    head = blocks.get(primary, {"variants": {}, "comparisons_vs_base": [], "comparisons_vs_baseline": [],
+                                "chance_accuracy": 0.0})
     summary = {
-        "items": len(mcq_items),
+        "items": len(work.mcq),
+        "items_loaded": len(mcq_inputs.items),
+        "items_in_file": mcq_inputs.in_file,
+        "dropped": dropped,
         "data": {k: v for k, v in paths.items() if v},
+        "protocol": primary,
+        "protocols": blocks,
+        "prompt_template": PROMPT_TEMPLATE_VERSION,
+        "shots": settings.shots,
+        "chance_accuracy": head["chance_accuracy"],
         "decoding": {"do_sample": False, "max_new_tokens_mcq": settings.max_new_tokens_mcq,
                      "max_new_tokens_open": settings.max_new_tokens_open, "chat_template": "each model's own",
                      "batch_size": settings.batch_size},
-        "variants": {name: summarise_variant(records) for name, records in mcq_records.items() if records},
-        "comparisons_vs_base": comparisons(mcq_records, "base", seed=seed) if mcq_items else [],
+        "variants": head["variants"],
+        "comparisons_vs_base": head["comparisons_vs_base"],
         "baseline_variant": baseline,
-        "comparisons_vs_baseline": comparisons(mcq_records, baseline, seed=seed, exclude=("base",))
-        if mcq_items and baseline else [],
+        "comparisons_vs_baseline": head["comparisons_vs_baseline"],
         "not_evaluated": notes,
         "reused_variants": reused,
-        "open_items": len(open_items),
-        "safety_items": len(safety_items),
+        "open_items": len(work.open),
+        "safety_items": len(work.safety),
     }
     summary_path = write_json(out.eval_results, summary)
     return StageResult.done(
         metrics_path=str(summary_path),
         summary={name: round(v["accuracy"], 4) for name, v in summary["variants"].items()},
     )
-
-
-def _score(item: Any, reply: str) -> dict[str, Any]:
-    chosen, rule = extract_choice(reply, set(item.options))
-    if chosen is None and (by_text := extract_by_option_text(reply, item.options)) is not None:
-        chosen, rule = by_text, "option_text"
-    return {
-        "id": item.id,
-        "source": item.source,
-        "subject": item.subject,
-        "answer": "".join(sorted(item.answer)),
-        "response": reply,
-        "extracted": "".join(sorted(chosen)) if chosen else None,
-        "rule": rule,
-        "correct": bool(chosen) and chosen == item.answer,
-    }
 
 
 def llm_fallback_extraction(ctx: StageContext, items: list[Any], records: dict[str, list[dict[str, Any]]]) -> None:

@@ -10,7 +10,7 @@ and on-disk signature of the variant's adapter) is unchanged.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +18,31 @@ from medllm_core.kernel.atomic import write_json
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.fingerprint import artifact_signature, digest
 
+CACHE_VERSION = 2  # 2: MCQ records per protocol
+
 
 @dataclass
 class VariantAnswers:
-    """What one model answered: scored MCQ records and the raw open / safety answers."""
+    """What one model answered: scored MCQ records per protocol and the raw open / safety answers."""
 
-    mcq: list[dict[str, Any]]
-    open: list[dict[str, Any]]
-    safety: list[dict[str, Any]]
+    mcq: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    open: list[dict[str, Any]] = field(default_factory=list)
+    safety: list[dict[str, Any]] = field(default_factory=list)
 
 
 def variant_key(ctx: StageContext, name: str, adapter: str | None, items: dict[str, Any]) -> str:
-    """Everything a variant's answers depend on; the producing stage's fingerprint stands for its adapter."""
+    """Everything a variant's answers depend on; the producing stage's fingerprint stands for its adapter.
+
+    The batch settings stay in: on the CPU batch 1 and batch 8 give identical answers (a test holds
+    them to it), but bf16 kernels on a GPU may round differently at another batch shape.
+    """
+    settings = asdict(ctx.settings)
+    for irrelevant in ("variants", "on_bad_items"):
+        settings.pop(irrelevant, None)
     return digest({
+        "cache_version": CACHE_VERSION,
         "variant": name,
-        "settings": asdict(ctx.settings),
+        "settings": settings,
         "items": items,
         "model": asdict(ctx.profile.model),
         "precision": ctx.precision.dtype,
