@@ -193,9 +193,11 @@ def command_data(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="medllm-tui data", description="Inspect data files before training.")
     sub = parser.add_subparsers(dest="action", required=True)
     check = sub.add_parser("check", help="validate a data file and summarise it")
-    check.add_argument("path", nargs="?", default="", help="JSON/JSONL file (omit with --dataset-info)")
-    check.add_argument("--stage", default="sft", choices=("sft", "preference", "dpo", "simpo", "kto", "eval"),
-                       help="which stage the data is for (eval: multiple-choice items)")
+    check.add_argument("path", nargs="?", default="",
+                       help="JSON/JSONL file, or for eval also CSV or a folder of CSVs (omit with --dataset-info)")
+    check.add_argument("--stage", default="sft",
+                       choices=("sft", "preference", "dpo", "simpo", "kto", "eval", "eval_mcq"),
+                       help="which stage the data is for (eval / eval_mcq: multiple-choice benchmark items)")
     check.add_argument("--format", default="auto", help="force a format instead of detecting it")
     check.add_argument("--dataset-info", help="LLaMA-Factory dataset_info.json")
     check.add_argument("--dataset-name", help="entry in dataset_info.json")

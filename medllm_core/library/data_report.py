@@ -58,18 +58,20 @@ def _summary(values: list[int]) -> dict[str, Any]:
     }
 
 
-def check_mcq_file(path: str) -> dict[str, Any]:
-    """``--stage eval``: multiple-choice items (CMExam / MedQA / CMB shapes)."""
+def check_mcq_file(path: str, fmt: str = "auto") -> dict[str, Any]:
+    """``--stage eval`` / ``eval_mcq``: multiple-choice items; every item left out is an error with its line."""
     from collections import Counter
 
     from medllm_core.library.evaluation.mcq import load_mcq_file
 
-    items, problems = load_mcq_file(path)
+    items, problems = load_mcq_file(path, fmt)
     sources = Counter(i.source for i in items)
+    formats = Counter(i.format for i in items)
     return {
         "path": path,
         "stage": "eval",
-        "format": "multiple choice (" + ", ".join(f"{s}: {n}" for s, n in sources.most_common()) + ")",
+        "format": "multiple choice, " + ", ".join(f"{f} {n}" for f, n in formats.most_common())
+                  + " (sources " + ", ".join(f"{s}: {n}" for s, n in sources.most_common()) + ")",
         "rows": len(items),
         "length_unit": "characters",
         "length_note": "question + options",
@@ -82,8 +84,8 @@ def check_mcq_file(path: str) -> dict[str, Any]:
 
 def check_data_file(path: str, stage: str, fmt: str = "auto", *, dataset_info: str | None = None,
                     dataset_name: str | None = None, tokenizer: str | None = None) -> dict[str, Any]:
-    if stage == "eval":
-        return check_mcq_file(path)
+    if stage in ("eval", "eval_mcq"):
+        return check_mcq_file(path, fmt)
     loaded = load_dataset_file(path, STAGE_LOADER[stage], fmt, dataset_info=dataset_info, dataset_name=dataset_name)
     unit, lengths, note = _lengths(loaded.rows, tokenizer)
     return {
