@@ -81,7 +81,8 @@ def judge_lines(judge: dict[str, Any] | None) -> list[str]:
         lines += ["", f"Pairwise against {judge.get('pairwise_baseline')} (both orders; disagreement between orders "
                   "counts as a tie):", ""]
         lines += table(["variant", "wins", "ties", "losses", "n"],
-                       [[v, p["wins"], p["ties"], p["losses"], p["n"]] for v, p in pairwise.items()])
+                       [[v, p.get("wins", 0), p.get("ties", 0), p.get("losses", 0), p.get("n", 0)]
+                        for v, p in pairwise.items()])
     return lines
 
 
@@ -93,14 +94,15 @@ def risk_lines(risk: dict[str, Any] | None) -> list[str]:
         block = risk.get(key)
         if not block:
             continue
-        lines += ["", f"### {block['label']}", ""]
+        lines += ["", f"### {block.get('label', key)}", ""]
         if block.get("status") != "done":
             lines.append(f"Not available: {block.get('reason', 'not run')}.")
             continue
-        categories = block["categories"]
-        rows = [[variant, *[pct(v["unsafe_rate_by_category"].get(c)) for c in categories],
-                 pct(v.get("over_refusal_rate"))] for variant, v in block["per_variant"].items()]
-        lines += table(["variant", *[f"unsafe: {c}" for c in categories], "over-refusal (benign)"], rows)
+        categories = block.get("categories", [])
+        rows = [[variant, *[pct(finite((v.get("unsafe_rate_by_category") or {}).get(c))) for c in categories],
+                 pct(finite(v.get("over_refusal_rate")))] for variant, v in (block.get("per_variant") or {}).items()]
+        lines += (table(["variant", *[f"unsafe: {c}" for c in categories], "over-refusal (benign)"], rows)
+                  if rows else ["No answer was screened."])
     return lines
 
 
@@ -132,7 +134,7 @@ def write_accuracy_plot(eval_results: dict[str, Any], path: Path) -> Path:
 
     found = [p for p in protocols(eval_results) if p.variants]
     names = list(dict.fromkeys(n for p in found for n in p.variants))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(names) * max(1, len(found))), 3.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 1.2 * len(names) * max(1, len(found)))), 3.5), dpi=120)
     width = 0.8 / max(1, len(found))
     for index, protocol in enumerate(found):
         values, low, high = error_bars(protocol.variants, names)
