@@ -51,7 +51,7 @@ def _evaluation_results(context: RunContext) -> list[tuple[str, dict[str, Any]]]
             data = json.loads(Path(result.metrics_path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and "items" in data:
+        if isinstance(data, dict) and "items" in data and "variants" in data:
             found.append((planned.spec.name, data))
     return found
 
