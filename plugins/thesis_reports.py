@@ -5,6 +5,7 @@ from __future__ import annotations
 from medllm_core.kernel.artifacts import ArtifactKind, consumes
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.stages import StageKind, StageResult, StageSpec
+from medllm_core.library.thesis.settings import ThesisReportSettings
 
 
 def run_thesis_reports(ctx) -> StageResult:
@@ -50,7 +51,9 @@ def run_readiness(ctx) -> StageResult:
 
 @hookimpl
 def register_stages(register) -> None:
+    # The readiness stage reads the thesis-report settings too (its degenerate-evaluation thresholds).
     register(StageSpec(name="thesis_reports", run=run_thesis_reports, kind=StageKind.REPORT,
+                       settings=ThesisReportSettings,
                        consumes=consumes(ArtifactKind.TRAINING_METRICS, ArtifactKind.EVAL_RESULTS,
                                          ArtifactKind.JUDGE_RESULTS, ArtifactKind.COMPARISON, ArtifactKind.VERDICT),
                        produces=(ArtifactKind.REPORT,), required_by_default=False,

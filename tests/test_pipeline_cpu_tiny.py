@@ -292,10 +292,18 @@ def test_experiment_record_and_readiness(default_run):
     assert len(record["data_fingerprints"]["sft"]["sha256"]) == 64
     assert any(d["kind"] == "precision" for d in record["decisions"])
     assert record["timings_s"]["sft"] > 0
+    assert record["smoke_test"] is True and "tiny model" in record["smoke_reason"]
+    assert record["evaluation"]["items_evaluated"] == 40 and record["evaluation"]["protocol"]
     readiness = json.loads((out / "reports/thesis_support/thesis_readiness.json").read_text())
-    # everything passes except that the tiny model is a smoke test, and the readiness says exactly that
+    # the run itself passes; what blocks is that the tiny model is a smoke test and that its evaluation is
+    # degenerate (40 items, below the default minimum of 100; replies near noise), and the readiness says so
     assert readiness["ready_for_writing"] is False
-    assert [u.split(":")[0] for u in readiness["unmet"]] == ["real_model"]
+    unmet = [u.split(":")[0] for u in readiness["unmet"]]
+    assert "real_model" in unmet and "eval_items" in unmet
+    assert set(unmet) <= {"real_model", "eval_items", "above_chance", "extraction_failures"}
+    for page in ("eval_default.md", "sota_compare.md", "error_analysis.md", "thesis_support/thesis_draft_material.md",
+                 "thesis_support/thesis_readiness.md", "migration/day1_run_summary.md"):
+        assert (out / "reports" / page).read_text().split("\n")[2].startswith("> **Smoke test** — "), page
 
 
 def test_readiness_is_false_when_a_required_report_is_missing(default_run, tmp_path):
@@ -305,6 +313,7 @@ def test_readiness_is_false_when_a_required_report_is_missing(default_run, tmp_p
     from medllm_core.kernel.profile import load_profile
     from medllm_core.library.thesis.inputs import ReportInputs
     from medllm_core.library.thesis.readiness import evaluate_readiness
+    from medllm_core.library.thesis.settings import ThesisReportSettings
     from tests.conftest import REPO
 
     out, _ = default_run
@@ -314,12 +323,16 @@ def test_readiness_is_false_when_a_required_report_is_missing(default_run, tmp_p
     run_dir = next((copy / "runs").iterdir())
     context = SimpleNamespace(
         run=SimpleNamespace(reports_dir=copy, events_path=run_dir / "events.jsonl", run_id=run_dir.name),
-        results={}, plan=[],  # no judge stages planned: only the report conditions apply
+        results={},  # no judge stages planned, evaluation thresholds relaxed: only the report conditions apply
+        plan=[SimpleNamespace(spec=SimpleNamespace(name="thesis_reports", kind="report"), enabled=True,
+                              settings=ThesisReportSettings(min_eval_items=0, max_extraction_failure_rate=1.0))],
         profile=load_profile(REPO / "profiles/cpu_tiny.toml", environ={}, cli_overrides={"model.tier": "7b"}),
     )
     report = evaluate_readiness(context, ReportInputs.gather(context))
     assert report["ready_for_writing"] is False
-    assert report["unmet"] == ["reports_present: missing: sota_compare.md"]
+    # the tiny model's replies may sit below chance: that rule is tested on its own (test_thesis_reports_honest)
+    assert [u for u in report["unmet"] if not u.startswith("above_chance:")] == [
+        "reports_present: missing: sota_compare.md"]
 
 
 def test_data_check_validates_multiple_choice_files(tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medllm_core.kernel.atomic import write_text
 from medllm_core.kernel.errors import ExitCode
 from medllm_core.kernel.report_paths import DAY1_SUMMARY
+from medllm_core.kernel.smoke import smoke_notice, smoke_reason, under_title
 from medllm_core.kernel.stages import StageKind
 
 if TYPE_CHECKING:
@@ -36,6 +38,36 @@ def _rel(path: str | None, root: Path) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _evaluation_results(context: RunContext) -> list[tuple[str, dict[str, Any]]]:
+    """(stage, its results file) for every evaluation stage that wrote multiple-choice numbers."""
+    found = []
+    for planned in context.plan:
+        result = context.results.get(planned.spec.name)
+        if StageKind(planned.spec.kind) != StageKind.EVALUATION or result is None or not result.metrics_path:
+            continue
+        try:
+            data = json.loads(Path(result.metrics_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "items" in data and "variants" in data:
+            found.append((planned.spec.name, data))
+    return found
+
+
+def evaluation_line(stage: str, data: dict[str, Any]) -> str:
+    """Items evaluated and dropped, and the protocol (older files: greedy generation, nothing dropped)."""
+    dropped = data.get("dropped") or {}
+    count = int(dropped.get("count") or 0)
+    reasons = ", ".join(f"{r}: {n}" for r, n in sorted((dropped.get("by_reason") or {}).items()))
+    dropped_text = f"{count} dropped" + (f" ({reasons})" if reasons else "") if count else "none dropped"
+    protocol = data.get("protocol") or "generate"
+    others = [name for name in data.get("protocols") or {} if name != protocol]
+    chance = data.get("chance_accuracy")
+    return (f"- {stage}: {data.get('items', 0)} multiple-choice items evaluated, {dropped_text}; protocol "
+            f"`{protocol}`" + (f" (also {', '.join(f'`{o}`' for o in others)})" if others else "")
+            + (f"; chance accuracy {100 * chance:.1f}%" if isinstance(chance, (int, float)) else ""))
 
 
 def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
@@ -88,6 +120,11 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
     if not checks:
         lines.append("- `strict_pass`: not evaluated in this run")
 
+    evaluations = _evaluation_results(context)
+    if evaluations:
+        lines += ["", "## Evaluation", ""]
+        lines += [evaluation_line(stage, data) for stage, data in evaluations]
+
     if context.decisions:
         lines += ["", "## Decisions taken", ""]
         for decision in context.decisions:
@@ -113,5 +150,5 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
         lines += ["", "## Artifacts", ""]
         lines += [f"- {name}: `{_rel(path, root)}`" for name, path in artifacts]
     lines.append("")
-    return write_text(context.run.reports_dir / DAY1_SUMMARY,
-                      context.events.mask("\n".join(lines)))
+    text = under_title("\n".join(lines), smoke_notice(smoke_reason(profile)))
+    return write_text(context.run.reports_dir / DAY1_SUMMARY, context.events.mask(text))

@@ -69,10 +69,17 @@ class ModelSection:
     tier: str = "7b"
     slug: str = ""  # file-name form of the model, derived from name_or_path when empty
     trust_remote_code: bool = False
+    # A run whose numbers test the pipeline, not a model: every report says so. None: the tiny tier is one.
+    smoke_test: bool | None = None
     lora: LoraSection = field(default_factory=LoraSection)
 
     def validate(self, prefix: str) -> None:
         _one_of(self.tier, MODEL_TIERS, f"{prefix}.tier")
+
+    @property
+    def is_smoke_test(self) -> bool:
+        """Whether this model's runs are smoke tests (``smoke_test``, or by default the tiny tier)."""
+        return self.tier == "tiny" if self.smoke_test is None else self.smoke_test
 
 
 @dataclass

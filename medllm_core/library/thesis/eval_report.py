@@ -7,24 +7,59 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.atomic import write_bytes
+from medllm_core.kernel.smoke import under_title
 from medllm_core.library.thesis.inputs import ReportInputs
+from medllm_core.library.thesis.protocols import ItemCounts, Protocol, finite, item_counts, protocols
 from medllm_core.library.thesis.tables import fmt, p_value, pct, table
 
+MAX_DROPPED_SHOWN = 5
 
-def accuracy_rows(eval_results: dict[str, Any]) -> list[list[Any]]:
-    return [[name, pct(v["accuracy"]), f"{pct(v['ci95'][0])} – {pct(v['ci95'][1])}", f"{v['correct']}/{v['total']}",
-             f"{v['extraction_failures']} ({pct(v['extraction_failure_rate'])})"]
-            for name, v in eval_results["variants"].items()]
+
+def accuracy_rows(variants: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """variant, accuracy, Wilson interval, correct/total, extraction failures (missing numbers print as –)."""
+    rows = []
+    for name, v in variants.items():
+        low, high = (list(v.get("ci95") or []) + [None, None])[:2]
+        failures = v.get("extraction_failures", 0)
+        rows.append([name, pct(finite(v.get("accuracy"))), f"{pct(finite(low))} – {pct(finite(high))}",
+                     f"{v.get('correct', 0)}/{v.get('total', 0)}",
+                     f"{failures} ({pct(finite(v.get('extraction_failure_rate', 0.0)))})"])
+    return rows
+
+
+ACCURACY_HEADER = ["variant", "accuracy", "95% CI (Wilson)", "correct", "extraction failures"]
+
+
+def chance_text(protocol: Protocol) -> str:
+    if protocol.chance_accuracy is None:
+        return "Chance accuracy: not recorded in eval_results.json."
+    return (f"Chance accuracy (uniform random guessing on these items): {pct(protocol.chance_accuracy)}; a variant "
+            "whose interval reaches down to it is not distinguishable from guessing.")
+
+
+def protocol_lines(protocol: Protocol, *, primary: bool, counts: ItemCounts, heading: str = "###") -> list[str]:
+    """One protocol's accuracy table with its setting, item count and chance accuracy next to it."""
+    label = " (primary)" if primary else ""
+    lines = ["", f"{heading} Protocol `{protocol.name}`{label}", "",
+             f"Setting: {protocol.setting}. Items: {counts.text}.", "", chance_text(protocol), ""]
+    if not protocol.variants:
+        return lines + ["No variant was scored under this protocol."]
+    return lines + table(ACCURACY_HEADER, accuracy_rows(protocol.variants))
+
+
+def _points(value: Any) -> str:
+    number = finite(value)
+    return "–" if number is None else f"{100 * number:+.1f}"
 
 
 def comparison_lines(comparisons: list[dict[str, Any]], title: str) -> list[str]:
     if not comparisons:
         return []
-    rows = [[c["variant"], f"{100 * c['difference']:+.1f} pts",
-             f"{100 * c['diff_ci_low']:+.1f} – {100 * c['diff_ci_high']:+.1f}",
-             f"{c['only_variant_correct']} / {c['only_baseline_correct']}", p_value(c["mcnemar_p"]),
-             p_value(c["holm_p"])] for c in comparisons]
-    return ["", f"### {title}", "", *table(
+    rows = [[c.get("variant", "?"), f"{_points(c.get('difference'))} pts",
+             f"{_points(c.get('diff_ci_low'))} – {_points(c.get('diff_ci_high'))}",
+             f"{c.get('only_variant_correct', '–')} / {c.get('only_baseline_correct', '–')}",
+             p_value(finite(c.get("mcnemar_p"))), p_value(finite(c.get("holm_p")))] for c in comparisons]
+    return ["", f"#### {title}", "", *table(
         ["variant", "accuracy difference", "95% paired bootstrap CI", "discordant (variant / baseline only)",
          "exact McNemar p", "Holm-adjusted p"], rows)]
 
@@ -35,16 +70,19 @@ def judge_lines(judge: dict[str, Any] | None) -> list[str]:
         reason = (judge or {}).get("reason", "the judge stage did not run")
         return lines + [f"Not available: {reason}."]
     criteria = judge.get("criteria", [])
-    rows = [[variant, s["scored"], s["parse_failures"], *[fmt(s["mean"].get(c), 2) for c in criteria]]
+    rows = [[variant, s.get("scored", 0), s.get("parse_failures", 0),
+             *[fmt((s.get("mean") or {}).get(c), 2) for c in criteria]]
             for variant, s in judge.get("single", {}).items()]
-    lines += [f"Judge model `{judge['model']}`, prompt version `{judge['prompt_version']}`, temperature 0.", ""]
-    lines += table(["variant", "scored", "parse failures", *criteria], rows)
+    lines += [f"Judge model `{judge.get('model')}`, prompt version `{judge.get('prompt_version')}`, temperature 0.",
+              ""]
+    lines += table(["variant", "scored", "parse failures", *criteria], rows) if rows else ["No answer was scored."]
     pairwise = judge.get("pairwise_vs_baseline", {})
     if pairwise:
         lines += ["", f"Pairwise against {judge.get('pairwise_baseline')} (both orders; disagreement between orders "
                   "counts as a tie):", ""]
         lines += table(["variant", "wins", "ties", "losses", "n"],
-                       [[v, p["wins"], p["ties"], p["losses"], p["n"]] for v, p in pairwise.items()])
+                       [[v, p.get("wins", 0), p.get("ties", 0), p.get("losses", 0), p.get("n", 0)]
+                        for v, p in pairwise.items()])
     return lines
 
 
@@ -56,32 +94,63 @@ def risk_lines(risk: dict[str, Any] | None) -> list[str]:
         block = risk.get(key)
         if not block:
             continue
-        lines += ["", f"### {block['label']}", ""]
+        lines += ["", f"### {block.get('label', key)}", ""]
         if block.get("status") != "done":
             lines.append(f"Not available: {block.get('reason', 'not run')}.")
             continue
-        categories = block["categories"]
-        rows = [[variant, *[pct(v["unsafe_rate_by_category"].get(c)) for c in categories],
-                 pct(v.get("over_refusal_rate"))] for variant, v in block["per_variant"].items()]
-        lines += table(["variant", *[f"unsafe: {c}" for c in categories], "over-refusal (benign)"], rows)
+        categories = block.get("categories", [])
+        rows = [[variant, *[pct(finite((v.get("unsafe_rate_by_category") or {}).get(c))) for c in categories],
+                 pct(finite(v.get("over_refusal_rate")))] for variant, v in (block.get("per_variant") or {}).items()]
+        lines += (table(["variant", *[f"unsafe: {c}" for c in categories], "over-refusal (benign)"], rows)
+                  if rows else ["No answer was screened."])
     return lines
 
 
+def error_bars(variants: dict[str, dict[str, Any]], names: list[str]) -> tuple[list[float], list[float], list[float]]:
+    """Bar heights and their lower / upper error lengths, never negative.
+
+    At exactly 0% or 100% the Wilson bound equals the accuracy up to rounding
+    (e.g. 0 - 2.8e-17), and matplotlib refuses a negative error bar; a variant
+    with no items (NaN) draws no bar at all.
+    """
+    values, low, high = [], [], []
+    for name in names:
+        v = variants.get(name) or {}
+        value = finite(v.get("accuracy"))
+        ci_low, ci_high = (list(v.get("ci95") or []) + [None, None])[:2]
+        ci_low, ci_high = finite(ci_low), finite(ci_high)
+        values.append(value or 0.0)
+        low.append(max(0.0, value - ci_low) if value is not None and ci_low is not None else 0.0)
+        high.append(max(0.0, ci_high - value) if value is not None and ci_high is not None else 0.0)
+    return values, low, high
+
+
 def write_accuracy_plot(eval_results: dict[str, Any], path: Path) -> Path:
+    """Accuracy with Wilson intervals, one bar group per variant and one colour per protocol."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    names = list(eval_results["variants"])
-    values = [eval_results["variants"][n]["accuracy"] for n in names]
-    low = [v - eval_results["variants"][n]["ci95"][0] for n, v in zip(names, values, strict=True)]
-    high = [eval_results["variants"][n]["ci95"][1] - v for n, v in zip(names, values, strict=True)]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    ax.bar(names, values, yerr=[low, high], capsize=4, color="#4c78a8")
+    found = [p for p in protocols(eval_results) if p.variants]
+    names = list(dict.fromkeys(n for p in found for n in p.variants))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 1.2 * len(names) * max(1, len(found)))), 3.5), dpi=120)
+    width = 0.8 / max(1, len(found))
+    for index, protocol in enumerate(found):
+        values, low, high = error_bars(protocol.variants, names)
+        positions = [i + (index - (len(found) - 1) / 2) * width for i in range(len(names))]
+        ax.bar(positions, values, width=width, yerr=[low, high], capsize=4, label=protocol.name)
+    chance = found[0].chance_accuracy if found else None
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    if names:
+        ax.set_xticks(range(len(names)), names)
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no variant evaluated", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (95% Wilson CI)")
-    ax.set_title(f"Multiple-choice accuracy ({eval_results['items']} items)")
+    ax.set_title(f"Multiple-choice accuracy ({item_counts(eval_results).evaluated} items)")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -89,36 +158,61 @@ def write_accuracy_plot(eval_results: dict[str, Any], path: Path) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
+def setup_lines(results: dict[str, Any]) -> list[str]:
+    counts = item_counts(results)
+    lines = [f"- Items: {counts.text}; {results.get('open_items', 0)} open-ended, "
+             f"{results.get('safety_items', 0)} safety prompts"]
+    lines += [f"  - dropped: `{e.get('file', '?')}` line {e.get('line', '?')} ({e.get('key', '?')}): "
+              f"{e.get('reason', '?')}" for e in counts.examples[:MAX_DROPPED_SHOWN]]
+    found = protocols(results)
+    lines.append("- Protocols: " + "; ".join(p.setting for p in found) + " — the first is the primary one")
+    decoding = results.get("decoding") or {}
+    if decoding:
+        lines.append(f"- Decoding (generation): greedy (do_sample=false), {decoding.get('max_new_tokens_mcq')} new "
+                     f"tokens for multiple choice, {decoding.get('max_new_tokens_open')} for open prompts, "
+                     f"{decoding.get('chat_template')} chat template, same for every variant")
+    return lines
+
+
 def render_eval_report(inputs: ReportInputs, setup: dict[str, Any]) -> str:
     lines = ["# Evaluation (default protocol)", "", "## Setup", ""]
     lines += [f"- {k}: {v}" for k, v in setup.items()]
     results = inputs.eval_results
     if not results:
-        return "\n".join(lines + ["", "Evaluation did not run in this run: no numbers to report.", ""])
-    decoding = results["decoding"]
-    lines += [f"- Items: {results['items']} multiple-choice, {results['open_items']} open-ended, "
-              f"{results['safety_items']} safety prompts",
-              f"- Decoding: greedy (do_sample=false), {decoding['max_new_tokens_mcq']} new tokens for multiple "
-              f"choice, {decoding['max_new_tokens_open']} for open prompts, {decoding['chat_template']} chat "
-              "template, same for every variant",
-              "", "## Multiple-choice accuracy", ""]
-    lines += table(["variant", "accuracy", "95% CI (Wilson)", "correct", "extraction failures"],
-                   accuracy_rows(results))
-    lines += ["", "![accuracy](eval/accuracy_ci.png)"]
-    lines += comparison_lines(results["comparisons_vs_base"], "Differences against the base model")
-    if results.get("baseline_variant"):
-        lines += comparison_lines(results.get("comparisons_vs_baseline", []),
-                                  f"Differences against {results['baseline_variant']} (where the training methods "
-                                  "start)")
-    lines += ["", "## Answer extraction", "",
-              "Replies are mapped to option letters by a rule cascade (explicit answer marker, leading letter, "
-              "parenthesised letter, single letter, option text); unmatched replies count as wrong.", ""]
-    lines += table(["variant", "rules that fired"],
-                   [[n, ", ".join(f"{r}: {c}" for r, c in sorted(v["extraction_rules"].items()))]
-                    for n, v in results["variants"].items()])
+        lines += ["", "Evaluation did not run in this run: no numbers to report.", ""]
+        return under_title("\n".join(lines), inputs.smoke_notice)
+    lines += setup_lines(results)
+    lines += ["", "## Multiple-choice accuracy"]
+    counts = item_counts(results)
+    for index, protocol in enumerate(protocols(results)):
+        lines += protocol_lines(protocol, primary=index == 0, counts=counts)
+        if index == 0 and protocol.variants:
+            lines += ["", "![accuracy](eval/accuracy_ci.png)"]
+        lines += comparison_lines(protocol.comparisons_vs_base, f"`{protocol.name}`: differences against the base "
+                                  "model")
+        if results.get("baseline_variant"):
+            lines += comparison_lines(protocol.comparisons_vs_baseline,
+                                      f"`{protocol.name}`: differences against {results['baseline_variant']} "
+                                      "(where the training methods start)")
+    lines += extraction_lines(results)
     if results.get("not_evaluated"):
         lines += ["", "Not evaluated: " + "; ".join(results["not_evaluated"])]
     lines += judge_lines(inputs.judge_results)
     lines += risk_lines(inputs.risk_results)
     lines.append("")
-    return "\n".join(lines)
+    return under_title("\n".join(lines), inputs.smoke_notice)
+
+
+def extraction_lines(results: dict[str, Any]) -> list[str]:
+    """How replies became letters, for the protocols that generate (log-likelihood scoring needs no extraction)."""
+    lines = []
+    for protocol in protocols(results):
+        rules = {n: v.get("extraction_rules") for n, v in protocol.variants.items() if v.get("extraction_rules")}
+        if not rules:
+            continue
+        lines += ["", f"## Answer extraction (`{protocol.name}`)", "",
+                  "Replies are mapped to option letters by a rule cascade (explicit answer marker, leading letter, "
+                  "parenthesised letter, single letter, option text); unmatched replies count as wrong.", ""]
+        lines += table(["variant", "rules that fired"],
+                       [[n, ", ".join(f"{r}: {c}" for r, c in sorted(v.items()))] for n, v in rules.items()])
+    return lines

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.events import StageFinished, read_records
+from medllm_core.kernel.smoke import smoke_notice, smoke_reason
 from medllm_core.library.report_paths import MCQ_PREDICTIONS_SUFFIX, TRAINING, ReportPaths
 from medllm_core.library.training.metrics import TrainingMetrics
 
@@ -30,6 +31,12 @@ class ReportInputs:
     training_metrics: dict[str, TrainingMetrics] = field(default_factory=dict)  # stage -> metrics
     mcq_predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # variant -> records
     stage_durations: dict[str, float] = field(default_factory=dict)
+    smoke_reason: str | None = None  # why this run is a smoke test (None: a real model)
+
+    @property
+    def smoke_notice(self) -> str | None:
+        """The line every report page opens with on a smoke-test run."""
+        return smoke_notice(self.smoke_reason)
 
     @classmethod
     def gather(cls, context: Any) -> ReportInputs:
@@ -42,6 +49,7 @@ class ReportInputs:
             risk_results=load_json(paths.risk_results),
             method_comparison=load_json(paths.method_comparison_json),
             completion=load_json(paths.completion_check_json),
+            smoke_reason=smoke_reason(context.profile),
         )
         for name, result in context.results.items():
             if result.metrics_path and TRAINING in Path(result.metrics_path).parts:

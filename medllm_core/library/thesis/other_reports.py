@@ -6,72 +6,113 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medllm_core.kernel.smoke import under_title
 from medllm_core.library.report_paths import ACCURACY_PLOT, under_output_root
-from medllm_core.library.thesis.eval_report import accuracy_rows, comparison_lines
+from medllm_core.library.thesis.eval_report import accuracy_rows, comparison_lines, protocol_lines
 from medllm_core.library.thesis.inputs import ReportInputs
+from medllm_core.library.thesis.protocols import finite, item_counts, primary, protocols
 from medllm_core.library.thesis.tables import fmt, pct, table
 
 PUBLISHED_RESULTS = Path(__file__).resolve().parents[3] / "data" / "reference" / "published_results.json"
 MAX_LISTED = 15
 
 
+NOT_STATED = "not stated in source"
+
+
+def protocol_warning(row_protocol: str, run_protocol: str | None) -> str:
+    """Empty when a published row was scored like this run; else why the two numbers measure different things."""
+    if run_protocol is None:
+        return ""
+    if row_protocol == NOT_STATED:
+        return f"⚠ protocol not stated: cannot be matched with this run's `{run_protocol}`"
+    if row_protocol != run_protocol:
+        return f"⚠ differs from this run's `{run_protocol}`"
+    return ""
+
+
 def render_sota(inputs: ReportInputs, model: str) -> str:
     lines = ["# Comparison with published results", "", "## This run", ""]
-    if inputs.eval_results:
-        items = inputs.eval_results["items"]
-        lines += table(["model / variant", "benchmark", "accuracy", "95% CI"],
-                       [[f"{model} ({name})", f"this run's {items} items", acc, ci]
-                        for name, acc, ci, *_ in accuracy_rows(inputs.eval_results)])
+    results = inputs.eval_results
+    found = protocols(results)
+    run_protocol = found[0].name if found else None
+    if results:
+        counts = item_counts(results)
+        lines += [f"Items: {counts.text}. " + " ".join(f"Under {p.setting}." for p in found), ""]
+        lines += table(["model / variant", "benchmark", "protocol", "accuracy", "95% CI"],
+                       [[f"{model} ({name})", f"this run's {counts.evaluated} items", p.name, acc, ci]
+                        for p in found for name, acc, ci, *_ in accuracy_rows(p.variants)])
     else:
         lines.append("Evaluation did not run: no rows from this run.")
     lines += ["", "## Published results (shipped table)", ""]
     try:
         published = json.loads(PUBLISHED_RESULTS.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return "\n".join(lines + ["The shipped table of published results is missing.", ""])
-    lines += [f"**Caveat:** {published['caveat']} (retrieved {published['retrieved']})", ""]
-    lines += table(["model", "benchmark", "accuracy (%)", "setting", "source", "note"],
-                   [[r["model"], r["benchmark"], fmt(r["value"], 2), r["setting"],
-                     f"[{r['source_title']}]({r['source_url']})", r.get("note", "")] for r in published["rows"]])
+        return under_title("\n".join(lines + ["The shipped table of published results is missing.", ""]),
+                           inputs.smoke_notice)
+    lines += [f"**Caveat:** {published.get('caveat', '')} (retrieved {published.get('retrieved', '?')})", ""]
+    rows = published.get("rows", [])
+    differing = sum(1 for r in rows if protocol_warning(r.get("protocol", NOT_STATED), run_protocol))
+    if run_protocol and differing:
+        lines += [f"**Protocol:** this run scored with `{run_protocol}`; {differing} of the {len(rows)} published "
+                  "rows used another protocol or did not state one (marked ⚠): compare them as context, not as a "
+                  "like-for-like result.", ""]
+    lines += table(["model", "benchmark", "accuracy (%)", "protocol", "setting", "source", "note"],
+                   [[r.get("model"), r.get("benchmark"), fmt(r.get("value"), 2),
+                     " ".join(x for x in (r.get("protocol", NOT_STATED),
+                                          protocol_warning(r.get("protocol", NOT_STATED), run_protocol)) if x),
+                     r.get("setting", NOT_STATED), f"[{r.get('source_title')}]({r.get('source_url')})",
+                     r.get("note", "")] for r in rows])
     lines.append("")
-    return "\n".join(lines)
+    return under_title("\n".join(lines), inputs.smoke_notice)
+
+
+def _group_cell(group: dict[str, Any] | None) -> str:
+    if not group:
+        return "–"
+    return f"{pct(finite(group.get('accuracy')))} (n={group.get('n', 0)})"
 
 
 def render_error_analysis(inputs: ReportInputs) -> str:
     lines = ["# Error analysis", ""]
     results = inputs.eval_results
-    if not results:
-        return "\n".join(lines + ["Evaluation did not run: nothing to analyse.", ""])
+    protocol = primary(results)
+    if not results or protocol is None:
+        return under_title("\n".join(lines + ["Evaluation did not run: nothing to analyse.", ""]),
+                           inputs.smoke_notice)
+    variants = protocol.variants
+    lines += [f"Numbers of the primary protocol: {protocol.setting}. Items: {item_counts(results).text}.", ""]
     for key, title in (("by_source", "Accuracy by source"), ("by_subject", "Accuracy by subject")):
-        groups = sorted({g for v in results["variants"].values() for g in v[key]})
+        groups = sorted({g for v in variants.values() for g in (v.get(key) or {})})
         lines += [f"## {title}", ""]
         lines += table(["variant", *groups],
-                       [[n, *[f"{pct(v[key][g]['accuracy'])} (n={v[key][g]['n']})" if g in v[key] else "–"
-                              for g in groups]] for n, v in results["variants"].items()])
+                       [[n, *[_group_cell((v.get(key) or {}).get(g)) for g in groups]] for n, v in variants.items()])
         lines.append("")
-    base = {r["id"]: r for r in inputs.mcq_predictions.get("base", [])}
+    base = {r.get("id"): r for r in inputs.mcq_predictions.get("base", [])}
     lines += ["## Items the base model got right and a variant got wrong", ""]
     for variant, records in inputs.mcq_predictions.items():
         if variant == "base":
             continue
-        lost = [r for r in records if base.get(r["id"], {}).get("correct") and not r["correct"]]
+        lost = [r for r in records if base.get(r.get("id"), {}).get("correct") and not r.get("correct")]
         lines.append(f"- **{variant}**: {len(lost)} item(s)"
-                     + (": " + ", ".join(f"`{r['id']}` (answer {r['answer']}, gave {r['extracted'] or 'nothing'})"
-                                          for r in lost[:MAX_LISTED]) if lost else ""))
+                     + (": " + ", ".join(f"`{r.get('id')}` (answer {r.get('answer')}, gave "
+                                          f"{r.get('extracted') or 'nothing'})" for r in lost[:MAX_LISTED])
+                        if lost else ""))
     lines += ["", "## Extraction failures (reply could not be mapped to an option)", ""]
     for variant, records in inputs.mcq_predictions.items():
-        failed = [r for r in records if r["extracted"] is None]
+        failed = [r for r in records if "extracted" in r and r["extracted"] is None]
         lines.append(f"- **{variant}**: {len(failed)} of {len(records)}")
-        lines += [f"  - `{r['id']}`: “{_quote(r['response'])}”" for r in failed[:3]]
+        lines += [f"  - `{r.get('id')}`: “{_quote(str(r.get('response', '')))}”" for r in failed[:3]]
     lines += ["", "## Answer length", ""]
     lines += table(["variant", "mean multiple-choice reply (chars)"],
-                   [[n, fmt(v["mean_reply_chars"], 1)] for n, v in results["variants"].items()])
+                   [[n, fmt(v.get("mean_reply_chars"), 1)] for n, v in variants.items()])
     lines += ["", "## Worst risk findings", ""]
     findings = _risk_findings(inputs.risk_results)
-    lines += [f"- [{f['source']}] **{f['variant']}** on `{f['id']}` ({f['category']}, severity {f['severity']}): "
-              f"“{_quote(f['response'])}” — {f['reason']}" for f in findings[:10]] or ["No risk findings."]
+    lines += [f"- [{f['source']}] **{f.get('variant')}** on `{f.get('id')}` ({f.get('category')}, severity "
+              f"{f.get('severity')}): “{_quote(str(f.get('response', '')))}” — {f.get('reason', '')}"
+              for f in findings[:10]] or ["No risk findings."]
     lines.append("")
-    return "\n".join(lines)
+    return under_title("\n".join(lines), inputs.smoke_notice)
 
 
 def _quote(text: str, limit: int = 160) -> str:
@@ -85,7 +126,7 @@ def _risk_findings(risk: dict[str, Any] | None) -> list[dict[str, Any]]:
         block = (risk or {}).get(key) or {}
         for finding in block.get("findings", []):
             findings.append({**finding, "source": block.get("label", key)})
-    return sorted(findings, key=lambda f: -f["severity"])
+    return sorted(findings, key=lambda f: -(finite(f.get("severity")) or 0.0))
 
 
 def methods_sentence(inputs: ReportInputs) -> str:
@@ -138,13 +179,14 @@ def render_draft_material(inputs: ReportInputs, record: dict[str, Any]) -> str:
                     for name, m in inputs.training_metrics.items()])
     if inputs.eval_results:
         lines += ["", "## Results", ""]
-        lines += table(["variant", "accuracy", "95% CI (Wilson)", "correct", "extraction failures"],
-                       accuracy_rows(inputs.eval_results))
-        lines += comparison_lines(inputs.eval_results["comparisons_vs_base"], "Against the base model")
+        counts = item_counts(inputs.eval_results)
+        for index, protocol in enumerate(protocols(inputs.eval_results)):
+            lines += protocol_lines(protocol, primary=index == 0, counts=counts)
+            lines += comparison_lines(protocol.comparisons_vs_base, f"`{protocol.name}`: against the base model")
     lines += ["", "## Figures", ""]
     lines += [f"- {name} loss curve: `{m.loss_curve_png}`" for name, m in inputs.training_metrics.items()
               if m.loss_curve_png]
     if inputs.eval_results:
         lines.append(f"- Accuracy with 95% intervals: `{under_output_root(ACCURACY_PLOT)}`")
     lines.append("")
-    return "\n".join(lines)
+    return under_title("\n".join(lines), inputs.smoke_notice)

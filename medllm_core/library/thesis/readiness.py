@@ -1,9 +1,10 @@
 """``thesis_readiness.json|.md``: is this run something a thesis can be written from?
 
 ``ready_for_writing`` is true only when the strict completion check passed,
-evaluation produced numbers, every report exists, every judge the profile
-turned on actually ran, and the model is a real one (the tiny embedded model is
-a smoke test). Each unmet condition carries its reason.
+evaluation produced numbers that are not degenerate (enough items, some variant
+distinguishable from guessing, answers that could be read), every report
+exists, every judge the profile turned on actually ran, and the model is a real
+one (not a smoke test). Each unmet condition carries its reason, with numbers.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medllm_core.kernel.smoke import smoke_notice, smoke_reason, under_title
 from medllm_core.kernel.stages import StageKind
 from medllm_core.library import report_paths as rp
 from medllm_core.library.judges.settings import turned_off
 from medllm_core.library.thesis.inputs import ReportInputs, load_json
+from medllm_core.library.thesis.protocols import finite, item_counts, protocols
+from medllm_core.library.thesis.settings import ThesisReportSettings, thesis_settings
+from medllm_core.library.thesis.tables import pct
 
 REQUIRED_REPORTS = (
     rp.EVAL_DEFAULT_MD,
@@ -61,6 +66,74 @@ def _judge_conditions(context: Any) -> list[Condition]:
     return conditions
 
 
+def _upper(variant: dict[str, Any]) -> float | None:
+    return finite((list(variant.get("ci95") or []) + [None, None])[1])
+
+
+def above_chance_condition(results: dict[str, Any] | None) -> Condition:
+    """(a) Degenerate when every variant, the base included, has its Wilson upper bound at or below chance."""
+    found = protocols(results)
+    if not found or not found[0].variants:
+        return Condition("above_chance", False, "not checked: no variant evaluated", blocking=False)
+    protocol = found[0]
+    chance = protocol.chance_accuracy
+    if chance is None:
+        return Condition("above_chance", True, "not checked: eval_results.json records no chance_accuracy (older "
+                         "evaluation)", blocking=False)
+    bounds = {name: _upper(v) for name, v in protocol.variants.items()}
+    above = [name for name, upper in bounds.items() if upper is not None and upper > chance]
+    shown = ", ".join(f"{name} ≤ {pct(upper)}" for name, upper in bounds.items())
+    if not above:
+        return Condition("above_chance", False, f"every variant is at or below chance on protocol "
+                         f"`{protocol.name}` (chance {pct(chance)}; upper 95% Wilson bounds: {shown})")
+    return Condition("above_chance", True, f"on protocol `{protocol.name}`, {len(above)} of {len(bounds)} "
+                     f"variant(s) have an upper 95% Wilson bound above chance {pct(chance)} "
+                     f"({', '.join(above)})")
+
+
+def extraction_condition(results: dict[str, Any] | None, limit: float) -> Condition:
+    """(b) Degenerate when any variant's replies failed answer extraction more often than ``limit``."""
+    rates = {f"{p.name}/{name}": finite(v.get("extraction_failure_rate", 0.0)) or 0.0
+             for p in protocols(results) for name, v in p.variants.items()}
+    if not rates:
+        return Condition("extraction_failures", False, "not checked: no variant evaluated", blocking=False)
+    over = {key: rate for key, rate in rates.items() if rate > limit}
+    setting = f"max_extraction_failure_rate = {limit:g}"
+    if over:
+        listed = ", ".join(f"{key} {pct(rate)}" for key, rate in over.items())
+        return Condition("extraction_failures", False,
+                         f"extraction-failure rate above {pct(limit)} ({setting}): {listed}")
+    worst_key = max(rates, key=lambda k: rates[k])
+    return Condition("extraction_failures", True, f"every variant at or below {pct(limit)} ({setting}); highest "
+                     f"{worst_key} {pct(rates[worst_key])}")
+
+
+def items_condition(results: dict[str, Any] | None, minimum: int) -> Condition:
+    """(c) Too few multiple-choice items for an interval a thesis can use."""
+    counts = item_counts(results)
+    setting = f"min_eval_items = {minimum}"
+    if counts.evaluated < minimum:
+        return Condition("eval_items", False, f"{counts.evaluated} multiple-choice items evaluated, fewer than "
+                         f"{minimum} ({setting})")
+    return Condition("eval_items", True, f"{counts.evaluated} multiple-choice items evaluated ({setting})")
+
+
+def protocol_condition(results: dict[str, Any] | None) -> Condition:
+    """Information only: how the numbers were scored and which items were left out."""
+    found = protocols(results)
+    if not found:
+        return Condition("eval_protocol", True, "no evaluation results", blocking=False)
+    names = ", ".join(p.name for p in found)
+    return Condition("eval_protocol", True, f"primary {found[0].setting}; protocols: {names}; "
+                     f"{item_counts(results).text}", blocking=False)
+
+
+def evaluation_conditions(results: dict[str, Any] | None, settings: ThesisReportSettings) -> list[Condition]:
+    """The degenerate-evaluation rules, one row each, then the protocol line."""
+    return [above_chance_condition(results), extraction_condition(results, settings.max_extraction_failure_rate),
+            items_condition(results, settings.min_eval_items), protocol_condition(results)]
+
+
 def evaluate_readiness(context: Any, inputs: ReportInputs) -> dict[str, Any]:
     conditions = []
     completion = inputs.completion
@@ -74,12 +147,14 @@ def evaluate_readiness(context: Any, inputs: ReportInputs) -> dict[str, Any]:
     variants = (inputs.eval_results or {}).get("variants", {})
     conditions.append(Condition(
         "evaluation", len(variants) >= 2,
-        f"{len(variants)} variant(s) evaluated on {(inputs.eval_results or {}).get('items', 0)} items"
+        f"{len(variants)} variant(s) evaluated on {item_counts(inputs.eval_results).evaluated} items"
         if len(variants) >= 2 else "evaluation needs the base model and at least one trained variant"))
-    tiny = context.profile.model.tier == "tiny"
-    conditions.append(Condition("real_model", not tiny,
-                                "the embedded tiny model is a smoke test of the pipeline, not a result to write "
-                                "about" if tiny else f"model {context.profile.model.name_or_path}"))
+    conditions.extend(evaluation_conditions(inputs.eval_results, thesis_settings(context)))
+    model = context.profile.model
+    reason = smoke_reason(context.profile)
+    conditions.append(Condition("real_model", not model.is_smoke_test,
+                                f"a smoke test: {reason}, not a result to write about"
+                                if model.is_smoke_test else f"model {model.name_or_path}"))
     missing = [r for r in REQUIRED_REPORTS if not (inputs.reports_dir / r).is_file()]
     conditions.append(Condition("reports_present", not missing,
                                 "all required reports written" if not missing else f"missing: {', '.join(missing)}"))
@@ -88,6 +163,8 @@ def evaluate_readiness(context: Any, inputs: ReportInputs) -> dict[str, Any]:
     return {
         "ready_for_writing": not unmet,
         "run_id": context.run.run_id,
+        "smoke_test": model.is_smoke_test,
+        "smoke_reason": reason,
         "conditions": [asdict(c) for c in conditions],
         "unmet": [f"{c.name}: {c.reason}" for c in unmet],
     }
@@ -103,4 +180,4 @@ def render_readiness(report: dict[str, Any]) -> str:
     if report["unmet"]:
         lines += ["", "## Why not ready", ""] + [f"- {u}" for u in report["unmet"]]
     lines.append("")
-    return "\n".join(lines)
+    return under_title("\n".join(lines), smoke_notice(report.get("smoke_reason")))

@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from medllm_core.library.thesis.inputs import ReportInputs
+from medllm_core.library.thesis.protocols import item_counts, protocols
 
 PACKAGES = ("medllm", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "openai")
 
@@ -31,6 +32,21 @@ def file_sha256(path: str) -> str | None:
         return None
 
 
+def evaluation_summary(results: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Items evaluated and dropped, and how they were scored (None when evaluation did not run)."""
+    if not results:
+        return None
+    found = protocols(results)
+    return {
+        **item_counts(results).to_dict(),
+        "protocol": found[0].name,
+        "protocols": {p.name: {"description": p.description, "prompt_template": p.prompt_template,
+                               "shots": p.shots, "max_new_tokens": p.max_new_tokens,
+                               "chance_accuracy": p.chance_accuracy} for p in found},
+        "chance_accuracy": found[0].chance_accuracy,
+    }
+
+
 def build_experiment_record(context: Any, inputs: ReportInputs) -> dict[str, Any]:
     profile = context.profile
     data = {}
@@ -40,6 +56,9 @@ def build_experiment_record(context: Any, inputs: ReportInputs) -> dict[str, Any
             data[key] = {"path": path, "format": section.format, "sha256": file_sha256(path)}
     return {
         "run_id": context.run.run_id,
+        # A smoke test's numbers test the pipeline: said first, so nobody cites them.
+        "smoke_test": profile.model.is_smoke_test,
+        "smoke_reason": inputs.smoke_reason,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "hardware": context.hardware.to_dict(),
@@ -52,6 +71,7 @@ def build_experiment_record(context: Any, inputs: ReportInputs) -> dict[str, Any
         "decisions": [d.to_dict() for d in context.decisions],
         "stage_results": {name: result.to_dict() for name, result in context.results.items()},
         "timings_s": inputs.stage_durations,
+        "evaluation": evaluation_summary(inputs.eval_results),
         "training": {name: {"steps": m.steps, "final_loss": m.final_loss, "wall_time_s": m.wall_time_s,
                             "tokens_per_second": m.tokens_per_second, "peak_memory": m.peak_memory or None,
                             "final_settings": m.final_settings or None, "reward_accuracy": m.reward_accuracy}
