@@ -33,7 +33,7 @@ MCQ_FILE = SAMPLES / "eval_mcq_zh_en.jsonl"
 OUTPUT = SAMPLES / "sft_medical_drills_zh_en.jsonl"
 # Each drill appears this many times (consecutive passes over the MCQ file), so that the
 # 3-token answers are not drowned out by the long Q&A answers in a short CPU run.
-REPEATS = 3
+REPEATS = 4
 
 
 def drill_row(item: McqItem) -> dict:
