@@ -24,6 +24,8 @@ from medllm_core.kernel.profile import ENV_OVERRIDES
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "profiles" / "cpu_tiny.toml"
 SFT_SAMPLE = REPO / "data" / "samples" / "sft_medical_zh_en.jsonl"
+# What cpu_tiny trains on: SFT_SAMPLE plus the MCQ drills (scripts/make_sample_drills.py).
+TINY_SFT = REPO / "data" / "samples" / "sft_medical_drills_zh_en.jsonl"
 PREF_SAMPLE = REPO / "data" / "samples" / "preference_medical_zh_en.jsonl"
 CONFIG = int(ExitCode.CONFIG_ERROR)
 SEED_VARIABLES = {*ENV_OVERRIDES, *load_plugins(environ={}).catalogue().env}
@@ -60,10 +62,10 @@ def one_error_line(result: subprocess.CompletedProcess[str], code: int = CONFIG)
     return lines[0]
 
 
-def tiny_text(sft_path: Path = SFT_SAMPLE, sft_format: str = "messages") -> str:
+def tiny_text(sft_path: Path = TINY_SFT, sft_format: str = "messages") -> str:
     """cpu_tiny.toml with absolute data paths (the [data.sft] one replaceable)."""
     text = TINY.read_text(encoding="utf-8")
-    text = text.replace('"../data/samples/sft_medical_zh_en.jsonl"', json.dumps(str(sft_path)))
+    text = text.replace('"../data/samples/sft_medical_drills_zh_en.jsonl"', json.dumps(str(sft_path)))
     text = text.replace('"../data/samples/preference_medical_zh_en.jsonl"', json.dumps(str(PREF_SAMPLE)))
     return text.replace('format = "messages"', f'format = "{sft_format}"')
 

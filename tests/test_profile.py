@@ -33,7 +33,8 @@ PROFILES = REPO / "profiles"
 TINY = PROFILES / "cpu_tiny.toml"
 SHIPPED = sorted(PROFILES.glob("*.toml"))
 GPU_PROFILES = [p for p in SHIPPED if p.name != TINY.name]
-SFT_SAMPLE = REPO / "data" / "samples" / "sft_medical_zh_en.jsonl"
+# cpu_tiny trains on the Q&A sample plus the MCQ drills (scripts/make_sample_drills.py).
+SFT_SAMPLE = REPO / "data" / "samples" / "sft_medical_drills_zh_en.jsonl"
 PREF_SAMPLE = REPO / "data" / "samples" / "preference_medical_zh_en.jsonl"
 
 
@@ -58,7 +59,7 @@ def value_at(profile: Profile, dotted: str) -> Any:
 def tiny_text() -> str:
     """cpu_tiny.toml with absolute data paths, so a copy anywhere still finds the samples."""
     text = TINY.read_text(encoding="utf-8")
-    text = text.replace('"../data/samples/sft_medical_zh_en.jsonl"', f'"{SFT_SAMPLE}"')
+    text = text.replace('"../data/samples/sft_medical_drills_zh_en.jsonl"', f'"{SFT_SAMPLE}"')
     return text.replace('"../data/samples/preference_medical_zh_en.jsonl"', f'"{PREF_SAMPLE}"')
 
 
@@ -108,11 +109,11 @@ def test_cpu_tiny_key_values(schemas: dict[str, type | None]) -> None:
     assert profile.resolve_path(profile.data["sft"].path) == SFT_SAMPLE
     assert profile.resolve_path(profile.data["preference"].path) == PREF_SAMPLE
     sft = profile.stages["sft"]
-    assert sft["max_steps"] == 30
-    assert sft["learning_rate"] == pytest.approx(1e-2)
+    assert sft["max_steps"] == 400
+    assert sft["learning_rate"] == pytest.approx(5e-3)
     assert isinstance(sft["learning_rate"], float)
-    assert (sft["micro_batch_size"], sft["gradient_accumulation_steps"], sft["max_length"]) == (4, 1, 256)
-    assert (sft["save_steps"], sft["save_total_limit"]) == (10, 2)
+    assert (sft["micro_batch_size"], sft["gradient_accumulation_steps"], sft["max_length"]) == (1, 1, 320)
+    assert (sft["save_steps"], sft["save_total_limit"]) == (100, 2)
     assert sft["gradient_checkpointing"] is False
     assert sft["warmup_ratio"] == 0.0
     # The stage table is validated against TrainingSettings and its defaults are filled in.
@@ -329,8 +330,8 @@ UNKNOWN_KEYS = [
     ("seed = 42", "sede = 42", "run.sede", "seed"),
     ("llm_judge = false", "llm_juge = false", "judges.llm_juge", "llm_judge"),
     ('format = "messages"', 'fromat = "messages"', "data.sft.fromat", "format"),
-    ("learning_rate = 1e-2", "learning_rat = 1e-2", "stages.sft.learning_rat", "learning_rate"),
-    ("max_steps = 30", "max_step = 30", "stages.sft.max_step", "max_steps"),
+    ("learning_rate = 5e-3", "learning_rat = 5e-3", "stages.sft.learning_rat", "learning_rate"),
+    ("max_steps = 400", "max_step = 400", "stages.sft.max_step", "max_steps"),
 ]
 
 
@@ -358,9 +359,9 @@ def test_unknown_key_without_close_match_lists_valid_keys(tmp_path: Path,
 
 WRONG_VALUES = [
     # (line to replace, replacement, dotted key, message fragment)
-    ("max_steps = 30", 'max_steps = "ten"', "stages.sft.max_steps", "expected integer, got str 'ten'"),
+    ("max_steps = 400", 'max_steps = "ten"', "stages.sft.max_steps", "expected integer, got str 'ten'"),
     ('tier = "tiny"', "tier = 7", "model.tier", "expected string, got int 7"),
-    ("learning_rate = 1e-2", 'learning_rate = "fast"', "stages.sft.learning_rate", "expected number"),
+    ("learning_rate = 5e-3", 'learning_rate = "fast"', "stages.sft.learning_rate", "expected number"),
     ("gradient_checkpointing = false", "gradient_checkpointing = 1", "stages.sft.gradient_checkpointing",
      "expected true/false"),
     ("gpu_count = 0", "gpu_count = 1.5", "hardware.gpu_count", "expected integer"),
@@ -369,8 +370,8 @@ WRONG_VALUES = [
     ('target_modules = "all-linear"', "target_modules = 3", "model.lora.target_modules",
      "expected string or list of string"),
     ("r = 8", "r = 0", "model.lora.r", "must be > 0"),
-    ("max_steps = 30", "max_steps = 0", "stages.sft.max_steps", "must be -1"),
-    ("micro_batch_size = 4", "micro_batch_size = -1", "stages.sft.micro_batch_size", "must be > 0"),
+    ("max_steps = 400", "max_steps = 0", "stages.sft.max_steps", "must be -1"),
+    ("micro_batch_size = 1", "micro_batch_size = -1", "stages.sft.micro_batch_size", "must be > 0"),
     ("warmup_ratio = 0.0", "warmup_ratio = 1.5", "stages.sft.warmup_ratio", "must be in [0, 1)"),
     ('format = "messages"', 'format = "jsonl"', "data.sft.format", "must be one of"),
     ('device = "cpu"', 'device = "tpu"', "hardware.device", "must be one of auto, cpu, cuda"),
@@ -433,7 +434,7 @@ def test_stage_without_settings_accepts_only_toggles(tmp_path: Path, schemas: di
 
 
 def test_stage_toggle_type_is_checked(tmp_path: Path, schemas: dict[str, type | None]) -> None:
-    text, line = mutate(tiny_text(), "max_steps = 30", 'enabled = "yes"')
+    text, line = mutate(tiny_text(), "max_steps = 400", 'enabled = "yes"')
     error = config_error(write(tmp_path, text), schemas)
     assert error.location.key == "stages.sft.enabled"
     assert error.location.line == line
@@ -585,7 +586,7 @@ def test_builtin_plan_order(schemas: dict[str, type | None]) -> None:
     by_name = {p.spec.name: p for p in planned}
     assert by_name["sft"].enabled and by_name["sft"].required
     assert isinstance(by_name["sft"].settings, TrainingSettings)  # SFT settings extend the shared ones
-    assert by_name["sft"].settings.max_steps == 30
+    assert by_name["sft"].settings.max_steps == 400
     assert by_name["preflight"].required is False
 
 

@@ -24,8 +24,11 @@ pytestmark = pytest.mark.slow
 
 def _profile(tmp_path: Path, **overrides):
     registry = load_plugins(environ={})
+    # SFT settings pinned here (not cpu_tiny's): the scenarios below count steps and halve a micro-batch of 4.
     cli = {"output_root": str(tmp_path), "stages.dpo.enabled": False, "stages.simpo.enabled": False,
-           "stages.kto.enabled": False, "stages.sft.max_steps": 12, "stages.sft.save_steps": 4, **overrides}
+           "stages.kto.enabled": False, "stages.sft.max_steps": 12, "stages.sft.save_steps": 4,
+           "stages.sft.micro_batch_size": 4, "stages.sft.learning_rate": 1e-2, "stages.sft.max_length": 256,
+           **overrides}
     profile = load_profile(REPO / "profiles/cpu_tiny.toml", environ={}, cli_overrides=cli,
                            stages=registry.catalogue())
     return profile, registry

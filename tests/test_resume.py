@@ -358,8 +358,14 @@ def cli_env() -> dict[str, str]:
 
 
 def sft_only() -> list[str]:
-    """Keep the end-to-end runs to SFT: the other training stages of cpu_tiny are switched off."""
+    """Keep the end-to-end runs to SFT: the other training stages of cpu_tiny are switched off.
+
+    SFT itself is pinned to 30 steps of micro-batch 4 with a checkpoint every 10 (not cpu_tiny's
+    400 steps of 1, every 100), so a kill at step 12 lands mid-stage and leaves checkpoint-10.
+    """
     flags: list[str] = []
+    for key, value in (("max_steps", 30), ("save_steps", 10), ("micro_batch_size", 4), ("max_length", 256)):
+        flags += ["--set", f"stages.sft.{key}={value}"]
     for name, spec in load_plugins(environ={}).stages.items():
         if StageKind(spec.kind) == StageKind.TRAINING and name != "sft":
             flags += ["--set", f"stages.{name}.enabled=false"]

@@ -72,9 +72,9 @@ async def test_keyboard_only_wizard_saves_profile_and_starts_detached_run(tmp_pa
         True, False, True)
     assert "judges" not in data and "gates" not in data
     assert data["model"]["tier"] == "tiny" and data["model"]["name_or_path"] == "medllm/tiny-qwen2"
-    assert data["stages"]["sft"]["max_steps"] == 30
+    assert data["stages"]["sft"]["max_steps"] == 400
     # Data paths are made absolute: the copy lives in another folder than the shipped profile.
-    assert Path(data["data"]["sft"]["path"]) == REPO / "data" / "samples" / "sft_medical_zh_en.jsonl"
+    assert Path(data["data"]["sft"]["path"]) == REPO / "data" / "samples" / "sft_medical_drills_zh_en.jsonl"
     reloaded = load_profile(saved, environ={})  # it is a valid profile the CLI can run
     assert reloaded.stages["llm_judge"]["use_llm"] and reloaded.data["sft"].path == data["data"]["sft"]["path"]
 
