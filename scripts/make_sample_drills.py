@@ -6,7 +6,8 @@
 The output is derived, never edited by hand: the rows of ``sft_medical_zh_en.jsonl``
 verbatim, then one drill for each item of ``eval_mcq_zh_en.jsonl``. A drill's user turn is
 exactly the prompt the evaluator sends for that item (``format_prompt``), and its assistant
-turn is the answer in the shape the extractor reads first (``答案：C``, ``答案：ACD``).
+turn is the bare answer (``C``, ``ACD``): what the extraction rules read first (rule
+``letters_only``) and exactly the candidate the loglik protocol scores.
 Re-run it whenever the MCQ file or the prompt template changes.
 
 The drills make the tiny model memorise the sample MCQs on purpose: the CPU smoke run then
@@ -40,7 +41,7 @@ def drill_row(item: McqItem) -> dict:
     """One conversation: the evaluator's prompt for ``item`` -> its answer letter(s)."""
     letters = "".join(sorted(item.answer))
     return {"messages": [{"role": "user", "content": format_prompt(item)},
-                         {"role": "assistant", "content": f"答案：{letters}"}]}
+                         {"role": "assistant", "content": letters}]}
 
 
 def drill_rows(mcq_file: Path = MCQ_FILE) -> list[dict]:

@@ -42,7 +42,8 @@ def test_committed_drill_file_is_up_to_date() -> None:
 
 def test_check_fails_on_a_stale_file(tmp_path: Path) -> None:
     stale = tmp_path / "stale.jsonl"
-    stale.write_text(DRILLS.read_text(encoding="utf-8").replace("答案：", "Answer: ", 1), encoding="utf-8")
+    text = DRILLS.read_text(encoding="utf-8").replace('"content": "C"}', '"content": "Answer: C"}', 1)
+    stale.write_text(text, encoding="utf-8")
     result = _generator("--check", "--output", str(stale))
     assert result.returncode == 1 and "out of date" in result.stderr
 
@@ -64,7 +65,7 @@ def test_qa_rows_verbatim_then_drills_of_every_eval_item() -> None:
         assert (user["role"], assistant["role"]) == ("user", "assistant")
         item = by_prompt[user["content"]]
         # the reply states the item's answer in the shape the extractor reads first
-        assert extract_choice(assistant["content"], set(item.options)) == (item.answer, "marker")
+        assert extract_choice(assistant["content"], set(item.options)) == (item.answer, "letters_only")
 
 
 def test_cpu_tiny_trains_on_the_drills_and_keeps_every_answer_within_max_length(tmp_path: Path) -> None:

@@ -239,6 +239,9 @@ _MARKER = re.compile(
 _PAREN = re.compile(r"[\(（\[]([A-J])[\)）\]]")
 _LEADING = re.compile(r"^\s*\**([A-J])([\.\)、:：\*]|\s|$)")
 _LONE = re.compile(r"(?<![A-Za-z])([A-J])(?![A-Za-z])")
+# A reply that is nothing but option letters ("C", "ACD", "A, C, D") is an answer: what exam-tuned
+# models and the loglik protocol's candidates look like.
+_LETTERS_ONLY = re.compile(r"^\s*([A-J](?:\s*[,，、]?\s*[A-J])*)\s*[。.]?\s*$")
 
 
 def extract_choice(text: str, letters: set[str]) -> tuple[frozenset[str] | None, str]:
@@ -247,6 +250,8 @@ def extract_choice(text: str, letters: set[str]) -> tuple[frozenset[str] | None,
         chosen = frozenset(f.upper() for f in found)
         return chosen if chosen and chosen <= letters else None
 
+    if (only := _LETTERS_ONLY.match(text)) and (chosen := valid(re.findall(r"[A-J]", only.group(1)))):
+        return chosen, "letters_only"
     marker = _MARKER.search(text)
     if marker and (chosen := valid(re.findall(r"[A-J]", marker.group(1).upper()))):
         return chosen, "marker"
