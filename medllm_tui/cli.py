@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
+
 from medllm_core import __version__
 from medllm_core.kernel.errors import ConfigError, ExitCode, MedllmError
 from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY
@@ -120,8 +122,9 @@ def command_run(args: argparse.Namespace) -> int:
         printer.stop()
     meaning = EXIT_MEANING.get(outcome.exit_code, "")
     style = "green" if outcome.exit_code == ExitCode.OK else "red"
+    # The message is plain text: "[data.eval_dev]" in it is a profile table, not rich markup.
     console.print(f"[{style}]exit {int(outcome.exit_code)} ({meaning})[/]" +
-                  (f": {outcome.message}" if outcome.message else ""))
+                  (f": {escape(outcome.message)}" if outcome.message else ""))
     if outcome.exit_code != ExitCode.OK and outcome.message:
         print(f"error: {outcome.message}", file=sys.stderr)  # one unwrapped line for scripts and logs
     for label, path in (("summary", run.reports_dir / DAY1_SUMMARY),
@@ -154,7 +157,7 @@ def command_plugins(argv: Sequence[str]) -> int:
         stages.add_row(name, str(spec.kind), ", ".join(spec.requires) or "-", registry.origin[name], spec.description)
     console.print(stages)
     for warning in registry.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     return 0
 
 

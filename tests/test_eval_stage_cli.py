@@ -91,3 +91,18 @@ def test_on_bad_items_fail_stops_before_any_model_loads(tmp_path: Path) -> None:
     assert f"{bad}:3" in text and "2 of 8 multiple-choice items cannot be read" in text
     assert "Traceback" not in text
     assert not (out / "checkpoints").exists()  # nothing trained
+
+
+def test_shots_come_from_the_dev_file_and_are_recorded(tmp_path: Path) -> None:
+    dev = REPO / "tests" / "fixtures" / "benchmarks" / "cmb_val.json"
+    out = tmp_path / "out"
+    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(out), *SFT_ONLY,
+                      "--set", "stages.sft.max_steps=2", "--set", "stages.eval.shots=2",
+                      "--set", f"data.eval_dev.path={dev}", "--set", "stages.eval.protocol=loglik"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = _eval(out)
+    assert results["shots"] == 2 and results["protocols"]["loglik"]["shots"] == 2
+    assert "2-shot" in (out / "reports" / "eval_default.md").read_text(encoding="utf-8")
+    missing = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(tmp_path / "b"),
+                       "--set", "stages.eval.shots=2"])
+    assert missing.returncode == 2 and "[data.eval_dev]" in missing.stdout
