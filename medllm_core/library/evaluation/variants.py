@@ -1,9 +1,8 @@
-"""Which models are evaluated: the base model and every trained variant, loaded the same way."""
+"""Which models are evaluated: the base model and every trained variant whose adapter exists."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from medllm_core.kernel.artifacts import ArtifactKind
 from medllm_core.kernel.context import StageContext
@@ -59,36 +58,3 @@ def variants_to_evaluate(ctx: StageContext, wanted: list[str]) -> tuple[list[Var
     if wanted:
         found = [v for v in found if v.name in wanted]
     return found, notes
-
-
-def load_variant(ctx: StageContext, variant: Variant) -> tuple[Any, Any]:
-    """Base weights (+ the variant's adapter, merged for fast generation) on the run's device."""
-    from medllm_core.library.training.model_loading import load_model, load_tokenizer, resolve_model_path
-    from medllm_core.library.training.precision import model_dtype
-
-    path = resolve_model_path(ctx)
-    trust = ctx.profile.model.trust_remote_code
-    dtype = ctx.precision.dtype if ctx.precision.dtype != "fp32" else "fp32"
-    model = load_model(path, model_dtype(dtype), trust)
-    tokenizer = load_tokenizer(variant.adapter or path, trust)
-    if variant.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, variant.adapter).merge_and_unload()
-    if ctx.hardware.backend == "cuda":
-        model = model.to("cuda")
-    return model, tokenizer
-
-
-def release(model: Any) -> None:
-    import gc
-
-    del model
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:
-        pass
