@@ -17,10 +17,13 @@ request gets ``default``. Behaviours:
     delay:<s>[:<behaviour>] wait <s> seconds (interruptible), then <behaviour> (default ok)
     leak:<code>             echo the request's Authorization header back (in the reply for
                             200, in the error message otherwise): a hostile endpoint
+    drop                    close the connection without a reply (the client sees a
+                            connection error, as from a server that died mid-request)
 
 Every request is recorded (path, headers, JSON body, behaviour), and the server
 tracks how many requests it was working on at once. It binds 127.0.0.1 on a
-random port and, on ``stop()``, wakes any delayed handler, so teardown is quick.
+random port (or ``port``, to come back where a stopped server was) and, on
+``stop()``, wakes any delayed handler, so teardown is quick.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 DEFAULT_VERDICT: dict[str, Any] = {"score": 4, "rationale": "accurate and safe"}
 GARBAGE = "The answer looks mostly fine to me, I would give it a good score."
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
-_SIMPLE = {"ok", "fenced", "garbage", "no_choices", "echo", "quota", "judge"}
+_SIMPLE = {"ok", "fenced", "garbage", "no_choices", "echo", "quota", "judge", "drop"}
 _PREFIXED = {"ok", "text", "fenced", "status", "delay", "leak"}
 
 
@@ -110,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
 class JudgeServer:
     """Start with ``start()`` (or ``with JudgeServer() as server``); ``url`` is the base_url to use."""
 
-    def __init__(self, default: str = "ok"):
+    def __init__(self, default: str = "ok", port: int = 0):
         validate_behaviour(default)
         self.default = default
         self.requests: list[RecordedRequest] = []
@@ -119,7 +122,7 @@ class JudgeServer:
         self._script: deque[str] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.judge = self
         self._thread: threading.Thread | None = None
 
@@ -173,6 +176,8 @@ class JudgeServer:
             behaviour = self._script.popleft() if self._script else self.default
             self.requests.append(RecordedRequest(handler.path, {k.lower(): v for k, v in handler.headers.items()},
                                                  body, behaviour))
+        if behaviour == "drop":
+            return  # HTTP/1.0: the connection closes as the handler returns, with nothing written
         if handler.path not in CHAT_PATHS:
             handler.send_json(404, {"error": {"message": f"no route {handler.path}", "type": "invalid_request_error"}})
             return

@@ -349,6 +349,7 @@ def test_map_respects_the_concurrency_limit_and_keeps_order(server: JudgeServer,
     assert [r.prompt_id for r in results] == [f"item-{i}" for i in range(8)]
     assert [r.parsed for r in results] == [{"echo": f"question {i}"} for i in range(8)]
     assert client.stats.as_dict() == {"requests": 8, "http_requests": 8, "cache_hits": 0, "retries": 0, "ok": 8,
+                                      "aborted": 0,
                                       "failures": {"parse_failure": 0, "http_error": 0, "timeout": 0}}
 
 

@@ -11,6 +11,13 @@ requests on a thread pool; a semaphore keeps HTTP requests in flight at or below
 The openai SDK's own retries are switched off (``max_retries=0``) so the attempt
 count recorded per item is the real one. The SDK is imported lazily: the core
 package must import on a machine without the ``judge`` extra.
+
+A client can also give up on the whole batch: ``config.circuit_breaker`` transport
+errors in a row (a dead or failing endpoint), a stop request passed to ``map``, or
+``abort()``. Every item not yet answered then comes back at once as ``aborted``
+with the reason, backoff sleeps wake up, and ``map`` waits only briefly for
+requests already in flight. ``config.max_total_retries`` bounds the retries of all
+items together, so a flaky endpoint cannot multiply a stage's requests.
 """
 
 from __future__ import annotations
@@ -22,13 +29,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from medllm_core.kernel.errors import ConfigError
 from medllm_core.library.judges.cache import CacheEntry, ResponseCache, cache_key
-from medllm_core.library.judges.config import JudgeConfig, judge_availability, redact
+from medllm_core.library.judges.config import JudgeConfig, judge_availability, redact, safe_url
 from medllm_core.library.judges.parsing import ParseError, SchemaCheck, check_schema, extract_json_object
 
 if TYPE_CHECKING:
@@ -36,8 +43,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("medllm.judges")
 
-ParseStatus = Literal["ok", "parse_failure", "http_error", "timeout"]
+# "aborted": never (fully) asked, because the client gave up on the batch (see abort()).
+ParseStatus = Literal["ok", "parse_failure", "http_error", "timeout", "aborted"]
 FAILURE_KINDS: tuple[ParseStatus, ...] = ("parse_failure", "http_error", "timeout")
+TRANSPORT_KINDS: tuple[ParseStatus, ...] = ("http_error", "timeout")
+POLL_S = 0.2  # how often map looks at the stop request while it waits for answers
+ABORT_GRACE_S = 2.0  # after an abort, how long map waits for requests in flight before leaving them
 TEMPERATURE = 0.0  # judges must be as repeatable as the endpoint allows
 RETRYABLE_STATUS = frozenset({408, 429})  # plus every 5xx
 # A 429 that is a billing stop, not a rate limit: waiting will not help, and retrying
@@ -92,6 +103,7 @@ class JudgeStats:
         self.cache_hits = 0
         self.retries = 0  # attempts beyond the first, any reason
         self.ok = 0
+        self.aborted = 0  # items given up on without a final answer (circuit breaker, stop)
         self.failures: dict[str, int] = dict.fromkeys(FAILURE_KINDS, 0)
 
     def add(self, name: str, n: int = 1) -> None:
@@ -110,6 +122,7 @@ class JudgeStats:
                 "cache_hits": self.cache_hits,
                 "retries": self.retries,
                 "ok": self.ok,
+                "aborted": self.aborted,
                 "failures": dict(self.failures),
             }
 
@@ -129,6 +142,37 @@ class _Attempt:
     retry_after_s: float | None = None
     status_code: int | None = None
     usage: dict[str, int] | None = None
+    transport: str = ""  # for transport failures: "connection", "timeout" or "http"
+
+
+class _Breaker:
+    """Counts transport errors in a row over all items; trips once, with a reason (thread-safe)."""
+
+    _LABELS = {"connection": "connection errors", "timeout": "timeouts", "http": "HTTP errors"}
+
+    def __init__(self, threshold: int, where: str):
+        self.threshold = threshold
+        self.where = where  # the endpoint, without credentials
+        self._lock = threading.Lock()
+        self._streak: list[str] = []
+
+    def record(self, outcome: _Attempt) -> str | None:
+        """Feed one attempt's outcome; the reason to give up when this one trips the breaker."""
+        with self._lock:
+            if outcome.status in ("ok", "parse_failure"):
+                self._streak.clear()  # the endpoint answered: reachable, whatever it said
+                return None
+            if outcome.status_code == 429 and outcome.retryable:
+                return None  # a rate limit is the endpoint working as designed: backoff handles it
+            self._streak.append(outcome.transport or "http")
+            if not self.threshold or len(self._streak) < self.threshold:
+                return None
+            kinds = set(self._streak)
+            label = self._LABELS[next(iter(kinds))] if len(kinds) == 1 else "transport errors"
+            # Only HTTP errors: something answers there, it just keeps refusing or breaking.
+            state = "failing" if kinds == {"http"} else "unreachable"
+            return (f"endpoint {state}: {len(self._streak)} consecutive {label} to {self.where} "
+                    f"(last: {outcome.error})")
 
 
 class JudgeClient:
@@ -148,6 +192,11 @@ class JudgeClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._abort = threading.Event()
+        self._abort_reason = ""
+        self._breaker = _Breaker(config.circuit_breaker, safe_url(config.resolved_base_url))
+        self._budget_lock = threading.Lock()
+        self._retries_spent = 0
         self._cache = ResponseCache(config.cache_dir) if config.cache_dir else None
         self._client: openai.OpenAI = openai.OpenAI(
             base_url=config.resolved_base_url,
@@ -167,6 +216,36 @@ class JudgeClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- giving up on the batch ---------------------------------------------
+
+    def abort(self, reason: str) -> None:
+        """Stop asking: items not yet answered come back ``aborted`` with ``reason`` (the first reason wins)."""
+        with self._budget_lock:
+            if not self._abort.is_set():
+                self._abort_reason = redact(reason, self._secrets)
+                self._abort.set()
+                log.warning("judge client gave up: %s", self._abort_reason)
+
+    @property
+    def abort_reason(self) -> str:
+        """Why the client gave up; "" while it has not."""
+        return self._abort_reason if self._abort.is_set() else ""
+
+    def _take_retry(self) -> bool:
+        """Spend one retry from the batch's budget; False once it is spent."""
+        limit = self.config.max_total_retries
+        with self._budget_lock:
+            if limit is not None and self._retries_spent >= limit:
+                return False
+            self._retries_spent += 1
+            return True
+
+    def _wait(self, delay: float) -> None:
+        if self._sleep is not time.sleep:
+            self._sleep(delay)  # an injected clock (tests): keep it in charge
+        else:
+            self._abort.wait(delay)  # an abort wakes every backoff at once
 
     # --- one request -------------------------------------------------------
 
@@ -195,10 +274,20 @@ class JudgeClient:
         attempts = http_retries = parse_retries = 0
         errors: list[str] = []
         usage: dict[str, int] | None = None
+        last: _Attempt | None = None
         while True:
+            if self._abort.is_set():
+                self.stats.add("aborted")
+                return result(ok=False, parsed=None, raw=last.raw if last else None, parse_status="aborted",
+                              attempts=attempts, cached=False, error=f"not asked: {self._abort_reason}",
+                              status_code=last.status_code if last else None, usage=usage,
+                              attempt_errors=errors)
             attempts += 1
-            outcome = self._attempt(messages, schema_check)
+            outcome = last = self._attempt(messages, schema_check)
             usage = _add_usage(usage, outcome.usage)
+            tripped = self._breaker.record(outcome)
+            if tripped:
+                self.abort(tripped)
             if outcome.status == "ok":
                 done = result(ok=True, parsed=outcome.parsed, raw=outcome.raw, parse_status="ok", attempts=attempts,
                               cached=False, error="", usage=usage, attempt_errors=errors)
@@ -214,15 +303,19 @@ class JudgeClient:
                 retry = outcome.retryable and http_retries < cfg.max_retries
                 delay = self._delay(http_retries, outcome.retry_after_s) if retry else 0.0
                 http_retries += int(retry)
+            budget_note = ""
+            if retry and not self._take_retry():
+                retry, budget_note = False, f" (the batch's {self.config.max_total_retries} retries are spent)"
             if not retry:
                 self.stats.fail(outcome.status)
                 return result(ok=False, parsed=None, raw=outcome.raw, parse_status=outcome.status,
-                              attempts=attempts, cached=False, error=f"after {attempts} attempt(s): {outcome.error}",
+                              attempts=attempts, cached=False,
+                              error=f"after {attempts} attempt(s): {outcome.error}{budget_note}",
                               status_code=outcome.status_code, usage=usage, attempt_errors=errors)
             self.stats.add("retries")
             log.info("judge %s attempt %d failed (%s); retrying in %.2fs", prompt_id, attempts, outcome.error, delay)
             if delay > 0:
-                self._sleep(delay)
+                self._wait(delay)
 
     def _cached(self, key: str, prompt_version: str, schema_check: SchemaCheck | None) -> CacheEntry | None:
         if self._cache is None:
@@ -261,9 +354,11 @@ class JudgeClient:
             try:
                 completion = self._client.chat.completions.create(**kwargs)
             except openai.APITimeoutError:
-                return _Attempt("timeout", error=f"timed out after {self.config.timeout_s:g}s", retryable=True)
+                return _Attempt("timeout", error=f"timed out after {self.config.timeout_s:g}s", retryable=True,
+                                transport="timeout")
             except openai.APIConnectionError as exc:
-                return _Attempt("http_error", error=self._text(f"connection error: {exc}"), retryable=True)
+                return _Attempt("http_error", error=self._text(f"connection error: {exc}"), retryable=True,
+                                transport="connection")
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 detail = _SDK_PREFIX.sub("", exc.message)
@@ -297,11 +392,19 @@ class JudgeClient:
 
     # --- many requests -----------------------------------------------------
 
-    def map(self, requests: Iterable[JudgeRequest], max_concurrency: int | None = None) -> list[JudgeResult]:
+    def map(self, requests: Iterable[JudgeRequest], max_concurrency: int | None = None, *,
+            on_result: Callable[[int, JudgeResult], None] | None = None,
+            should_stop: Callable[[], bool] | None = None,
+            stop_reason: str = "stopped on request") -> list[JudgeResult]:
         """Run ``requests`` concurrently; results come back in the order of ``requests``.
 
         At most ``max_concurrency`` requests (default ``config.max_concurrency``) run at
         once, and never more HTTP requests than ``config.max_concurrency``.
+        ``on_result(done_so_far, result)`` is called on the calling thread as each item
+        finishes (progress). ``should_stop`` is polled between answers; when it says
+        yes, or the circuit breaker trips, the client aborts: nothing new is sent,
+        and requests still in flight after ``ABORT_GRACE_S`` are left to finish on
+        their own (their answers are not waited for; the item comes back aborted).
         """
         items = list(requests)
         if not items:
@@ -310,14 +413,47 @@ class JudgeClient:
         if workers < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {workers}")
         pool = ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="judge")
+        results: list[JudgeResult | None] = [None] * len(items)
+        finished = 0
         try:
-            futures = [pool.submit(self.complete_json, r.prompt_id, r.prompt_version, r.messages, r.schema_check)
-                       for r in items]
-            return [future.result() for future in futures]
+            index = {pool.submit(self.complete_json, r.prompt_id, r.prompt_version, r.messages, r.schema_check): i
+                     for i, r in enumerate(items)}
+            pending = set(index)
+            grace_until: float | None = None
+            while pending:
+                done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    results[index[future]] = future.result()
+                    finished += 1
+                    if on_result is not None:
+                        on_result(finished, results[index[future]])
+                if should_stop is not None and not self._abort.is_set() and should_stop():
+                    self.abort(stop_reason)
+                if self._abort.is_set():
+                    for future in pending:
+                        future.cancel()  # not started yet: never sent
+                    grace_until = grace_until or time.monotonic() + ABORT_GRACE_S
+                    if time.monotonic() >= grace_until:
+                        break
         finally:
             # On Ctrl-C (or a bug in a schema check) drop what has not started instead of
-            # sending every remaining request first; the ones in flight end within their timeout.
-            pool.shutdown(wait=True, cancel_futures=True)
+            # sending every remaining request first. After an abort, do not wait for requests
+            # stuck in flight: they end within their timeout, and nobody reads their answer.
+            pool.shutdown(wait=not self._abort.is_set(), cancel_futures=True)
+        return [r if r is not None else self._never_answered(items[i]) for i, r in enumerate(results)]
+
+    def _never_answered(self, request: JudgeRequest) -> JudgeResult:
+        """The result for an item the batch gave up on before it had an answer."""
+        self.stats.add("aborted")
+        cfg = self.config
+        key = cache_key(cfg.model, request.prompt_version, request.messages, TEMPERATURE, cfg.max_tokens,
+                        endpoint=cfg.resolved_base_url)
+        return JudgeResult(ok=False, parsed=None, raw=None, parse_status="aborted", attempts=0, cached=False,
+                           error=f"not asked: {self._abort_reason or 'the batch was given up'}", model=cfg.model,
+                           prompt_id=request.prompt_id, prompt_version=request.prompt_version, latency_s=0.0,
+                           cache_key=key)
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:

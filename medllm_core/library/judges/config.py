@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from medllm_core.kernel.errors import ConfigError
+from medllm_core.library.judges.settings import ENDPOINT_FIELDS
 
 if TYPE_CHECKING:
     from medllm_core.library.judges.settings import JudgeEndpoint
@@ -55,6 +56,10 @@ class JudgeConfig:
     max_tokens: int | None = None  # None: the endpoint's default
     backoff_base_s: float = 1.0  # first retry waits about this long, doubling after
     backoff_cap_s: float = 30.0  # longest wait between attempts, Retry-After included
+    # Transport errors in a row (across all items) after which the client stops asking: 0 never.
+    # Off by default for a bare client; the judge stages pass their setting (5).
+    circuit_breaker: int = 0
+    max_total_retries: int | None = None  # retries over the client's whole life; None: only per item
 
     def __post_init__(self) -> None:
         if self.cache_dir is not None and not isinstance(self.cache_dir, Path):
@@ -66,6 +71,8 @@ class JudgeConfig:
             "max_concurrency": self.max_concurrency >= 1,
             "backoff_base_s": self.backoff_base_s >= 0,
             "backoff_cap_s": self.backoff_cap_s >= 0,
+            "circuit_breaker": self.circuit_breaker >= 0,
+            "max_total_retries": self.max_total_retries is None or self.max_total_retries >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -79,9 +86,9 @@ class JudgeConfig:
         """A stage's endpoint settings (``JudgeEndpoint``); the key from the environment."""
         if "api_key" in overrides:
             raise ConfigError("the judge API key is read from OPENAI_API_KEY only", hint="set it in .env")
-        settings: dict[str, Any] = {name: getattr(endpoint, name) for name in
-                                    ("model", "base_url", "timeout_s", "max_retries", "max_concurrency",
-                                     "backoff_base_s")}
+        # Only the fields it has: a plugin's own endpoint dataclass may predate the newer ones.
+        settings: dict[str, Any] = {name: getattr(endpoint, name) for name in ENDPOINT_FIELDS
+                                    if hasattr(endpoint, name)}
         settings.update(cache_dir=cache_dir, **overrides)
         return cls(**settings)
 
@@ -107,6 +114,8 @@ class JudgeConfig:
             "max_concurrency": self.max_concurrency,
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
             "max_tokens": self.max_tokens,
+            "circuit_breaker": self.circuit_breaker,
+            "max_total_retries": self.max_total_retries,
             "temperature": 0.0,
         }
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from medllm_core.kernel.schema import SchemaError, option
 
-ENDPOINT_FIELDS = ("base_url", "model", "timeout_s", "max_retries", "max_concurrency", "backoff_base_s")
+ENDPOINT_FIELDS = ("base_url", "model", "timeout_s", "max_retries", "max_concurrency", "backoff_base_s",
+                   "max_tokens", "circuit_breaker", "max_total_retries")
 
 
 @dataclass
@@ -26,15 +27,24 @@ class JudgeEndpoint:
     max_retries: int = option(3, "extra attempts after 429 / 5xx / timeouts")
     max_concurrency: int = option(4, "requests in flight at once")
     backoff_base_s: float = option(1.0, "first retry waits about this long, doubling after")
+    # A judge verdict is a short JSON object; an uncapped reply only costs time and tokens.
+    max_tokens: int = option(512, "most tokens the judge may reply with (sent as max_tokens)")
+    circuit_breaker: int = option(5, "this many transport errors in a row end the stage (endpoint unreachable); "
+                                     "0: never")
+    max_total_retries: int = option(50, "retries (all items together) one stage may spend before failing "
+                                        "items at once")
 
     def validate(self, prefix: str) -> None:
         checks = {"timeout_s": math.isfinite(self.timeout_s) and self.timeout_s > 0,
                   "max_retries": self.max_retries >= 0, "max_concurrency": self.max_concurrency >= 1,
-                  "backoff_base_s": math.isfinite(self.backoff_base_s) and self.backoff_base_s >= 0}
+                  "backoff_base_s": math.isfinite(self.backoff_base_s) and self.backoff_base_s >= 0,
+                  "max_tokens": self.max_tokens >= 1, "circuit_breaker": self.circuit_breaker >= 0,
+                  "max_total_retries": self.max_total_retries >= 0}
         for name, ok in checks.items():
             if not ok:
                 raise SchemaError(f"{prefix}.{name}" if prefix else name, "out of range",
-                                  "timeout_s > 0, max_retries >= 0, max_concurrency >= 1, backoff_base_s >= 0")
+                                  "timeout_s > 0, max_retries >= 0, max_concurrency >= 1, backoff_base_s >= 0, "
+                                  "max_tokens >= 1, circuit_breaker >= 0, max_total_retries >= 0")
 
 
 @dataclass
@@ -42,6 +52,14 @@ class JudgeStageSettings(JudgeEndpoint):
     use_llm: bool = option(False, "call the judge model (needs OPENAI_API_KEY); false: recorded as turned off")
     fail_if_unavailable: bool = option(False, "a judge that cannot run (no key, no endpoint) fails the stage "
                                               "instead of being skipped")
+    min_coverage: float = option(0.8, "share of items that must get a usable verdict; below it the judge "
+                                      "counts as not run (partial), and at 0 as failed")
+
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
+        if not (math.isfinite(self.min_coverage) and 0.0 <= self.min_coverage <= 1.0):
+            raise SchemaError(f"{prefix}.min_coverage" if prefix else "min_coverage", "out of range",
+                              "0 <= min_coverage <= 1")
 
 
 def endpoint_aliases(prefix: str = "") -> dict[str, str]:

@@ -5,6 +5,14 @@ Both read the evaluation's answers, call the judge through ``JudgeClient``
 evaluation. Without a key a judge is skipped with the reason as evidence, or
 fails when the stage's ``fail_if_unavailable`` is set (the older
 ``judges.required``). The key never reaches a file.
+
+Each judge counts, per kind and per variant, the items it judged and the ones
+lost to parse or transport failures (``coverage.py``). Too few usable verdicts
+(``min_coverage``), a tripped circuit breaker or a stop request fail the stage,
+mark its results block ``partial`` / ``failed`` with the numbers, and make it
+not reusable: a resume asks again, and the response cache answers the items
+that were judged already, so only the missing ones reach the endpoint. A
+progress event follows every item.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from medllm_core.library.evaluation.risk_rules import prescreen
 from medllm_core.library.evaluation.variants import BASE_VARIANT
 from medllm_core.library.judges.client import JudgeClient, JudgeRequest, JudgeResult
 from medllm_core.library.judges.config import JudgeConfig, judge_availability
+from medllm_core.library.judges.coverage import JudgeStatus, Tally, judge_status, status_reason, tally
 from medllm_core.library.judges.prompts import (
     CRITERIA,
     GRADE_VERSION,
@@ -71,6 +80,44 @@ def _not_run(ctx: StageContext, path: Path, label: str, reason: str, payload: di
     return StageResult.skipped(reason, metrics_path=str(path))
 
 
+STOP_REASON = "stop requested (STOP file in the run folder)"
+
+
+def _ask(ctx: StageContext, client: JudgeClient, requests: list[JudgeRequest]) -> list[JudgeResult]:
+    """All of ``requests``, with a progress event per item and the stop request honoured between answers."""
+    total = len(requests)
+    ctx.progress(0, total)
+    return client.map(requests, on_result=lambda done, _result: ctx.progress(done, total),
+                      should_stop=ctx.stop_requested, stop_reason=STOP_REASON)
+
+
+def _accounting(results: list[JudgeResult], meta: list[dict[str, Any]], kind: str | None = None) -> dict[str, Any]:
+    """Counts of one judge kind (all items when ``kind`` is None): the total and one per variant."""
+    chosen = [(r, m) for r, m in zip(results, meta, strict=True) if kind is None or m["kind"] == kind]
+    total, per_variant = tally([r for r, _ in chosen], [m["variant"] for _, m in chosen])
+    return {**total.as_dict(), "per_variant": {v: t.as_dict() for v, t in per_variant.items()}}
+
+
+def _verdict(ctx: StageContext, client: JudgeClient, label: str, results: list[JudgeResult]
+             ) -> tuple[JudgeStatus, str, Tally]:
+    """The judge's status ("done", "partial", "failed"), the reason when not done, and its tally."""
+    min_coverage = _settings(ctx).min_coverage
+    total, _ = tally(results, ["all"] * len(results))
+    status: JudgeStatus = judge_status(total, min_coverage)
+    aborted = client.abort_reason
+    if aborted and status == "done":
+        # Given up on (breaker, stop): not done however many verdicts arrived before.
+        status = "partial"
+    reason = status_reason(label, status, total, min_coverage, aborted)
+    if reason:
+        ctx.log(reason, level="warning")
+    return status, reason, total
+
+
+def _summary(status: str, total: Tally) -> dict[str, Any]:
+    return {"status": status, **{k: v for k, v in total.as_dict().items() if k != "items"}}
+
+
 def _write_items(path: Path, results: list[JudgeResult], meta: list[dict[str, Any]]) -> None:
     lines = [json.dumps({**m, **r.to_record()}, ensure_ascii=False) for m, r in zip(meta, results, strict=True)]
     write_text(path, "\n".join(lines) + "\n")
@@ -109,42 +156,42 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
                 meta.append({"kind": "pairwise", "variant": variant, "id": item["id"], "order": order})
     ctx.log(f"LLM judge: {len(requests)} requests ({reason})")
     with client:
-        results = client.map(requests)
+        results = _ask(ctx, client, requests)
         stats = client.stats.as_dict()
     _write_items(paths.judge_items, results, meta)
+    status, why, total = _verdict(ctx, client, label, results)
     report = {
-        "status": "done", "label": label, "model": client.config.model, "prompt_version":
+        "status": status, "label": label, "model": client.config.model, "prompt_version":
         f"{GRADE_VERSION}/{PAIRWISE_VERSION}", "criteria": list(CRITERIA),
         "single": _aggregate_grades(results, meta), "pairwise_baseline": baseline_name,
         "pairwise_vs_baseline": _aggregate_pairs(results, meta),
+        **total.as_dict(), "min_coverage": _settings(ctx).min_coverage,
+        "accounting": {"single": _accounting(results, meta, "grade"),
+                       "pairwise": _accounting(results, meta, "pairwise")},
         "stats": stats, "endpoint": client.config.describe(),
     }
-    failures = sum(1 for r in results if not r.ok)
-    summary = {"judged": len(results) - failures, "failed": failures}
-    if requests and failures == len(results):
-        report.update(status="failed", reason=f"no usable verdict: all {failures} judge requests failed")
-        write_json(out, report)
-        return StageResult.failed(report["reason"], metrics_path=str(out), summary=summary)
+    if why:
+        report["reason"] = why
     write_json(out, report)
+    summary = _summary(status, total)
+    if status != "done":
+        return StageResult.failed(why, metrics_path=str(out), summary=summary, reusable=False)
     # Verdicts that failed are missing from the tables: a resume asks the judge again.
-    return StageResult.done(metrics_path=str(out), summary=summary, reusable=failures == 0)
+    return StageResult.done(metrics_path=str(out), summary=summary, reusable=total.judged == total.items)
 
 
 def _aggregate_grades(results: list[JudgeResult], meta: list[dict[str, Any]]) -> dict[str, Any]:
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    failures: dict[str, int] = defaultdict(int)
-    counted: dict[str, int] = defaultdict(int)
+    counts: dict[str, Tally] = defaultdict(Tally)
     for result, m in zip(results, meta, strict=True):
         if m["kind"] != "grade":
             continue
-        counted[m["variant"]] += 1
+        counts[m["variant"]].add(result)
         if result.ok and result.parsed:
             for c in CRITERIA:
                 scores[m["variant"]][c].append(float(result.parsed[c]))
-        else:
-            failures[m["variant"]] += 1
-    return {v: {"n": counted[v], "scored": counted[v] - failures[v], "parse_failures": failures[v],
-                "mean": {c: sum(x) / len(x) for c, x in scores[v].items() if x}} for v in counted}
+    return {v: {"n": t.items, "scored": t.judged, **{k: x for k, x in t.as_dict().items() if k != "items"},
+                "mean": {c: sum(x) / len(x) for c, x in scores[v].items() if x}} for v, t in counts.items()}
 
 
 def _aggregate_pairs(results: list[JudgeResult], meta: list[dict[str, Any]]) -> dict[str, Any]:
@@ -197,14 +244,14 @@ def run_risk_judge(ctx: StageContext) -> StageResult:
             llm = _llm_risk(ctx, client, responses, folder)
     report["llm"] = llm
     write_json(out, report)
-    if llm["status"] != "done" and settings.use_llm and settings.fail_if_unavailable:
+    if llm["status"] == "skipped" and settings.use_llm and settings.fail_if_unavailable:
         return StageResult.failed(f"{label} is required but cannot run: {llm['reason']}", metrics_path=str(out))
     summary = {"prescreen_findings": len(report["prescreen"]["findings"]), "llm": llm["status"]}
-    failed = llm.get("parse_failures", 0)
-    if llm["status"] == "done" and failed and failed == llm.get("requests"):
-        return StageResult.failed(f"{label}: no usable verdict, all {failed} requests failed", metrics_path=str(out),
-                                  summary=summary)
-    return StageResult.done(metrics_path=str(out), summary=summary, reusable=not failed)
+    if llm["status"] in ("partial", "failed"):
+        summary.update({k: llm[k] for k in ("judged", "parse_failures", "transport_failures", "coverage")})
+        return StageResult.failed(llm["reason"], metrics_path=str(out), summary=summary, reusable=False)
+    return StageResult.done(metrics_path=str(out), summary=summary,
+                            reusable=llm["status"] != "done" or llm["judged"] == llm["items"])
 
 
 def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[dict[str, Any]]],
@@ -217,7 +264,7 @@ def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[
             meta.append({"variant": variant, "id": item["id"], "category": item["category"],
                          "response": item["response"]})
     with client:
-        results = client.map(requests)
+        results = _ask(ctx, client, requests)
         stats = client.stats.as_dict()
     _write_items(ReportPaths.of(ctx.run).risk_items, results, [{k: v for k, v in m.items() if k != "response"}
                                                                 for m in meta])
@@ -243,7 +290,15 @@ def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[
             "over_refusal_rate": sum(benign[variant]) / len(benign[variant]) if benign[variant] else None,
         }
     categories = sorted({c for v in grouped.values() for c in v})
-    return {"status": "done", "label": "LLM medical-risk judge", "model": client.config.model,
-            "prompt_version": RISK_VERSION, "categories": categories, "per_variant": per_variant,
-            "findings": findings, "stats": stats, "requests": len(results),
-            "parse_failures": sum(1 for r in results if not r.ok)}
+    label = "LLM medical-risk judge"
+    status, why, total = _verdict(ctx, client, label, results)
+    accounting = _accounting(results, [{**m, "kind": "risk"} for m in meta])
+    for variant, counts in accounting["per_variant"].items():
+        per_variant[variant].update({k: v for k, v in counts.items() if k != "items"})
+    block = {"status": status, "label": label, "model": client.config.model,
+             "prompt_version": RISK_VERSION, "categories": categories, "per_variant": per_variant,
+             "findings": findings, "stats": stats, "requests": len(results),
+             **total.as_dict(), "min_coverage": _settings(ctx).min_coverage, "accounting": {"risk": accounting}}
+    if why:
+        block["reason"] = why
+    return block

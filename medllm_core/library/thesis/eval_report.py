@@ -70,12 +70,13 @@ def judge_lines(judge: dict[str, Any] | None) -> list[str]:
         reason = (judge or {}).get("reason", "the judge stage did not run")
         return lines + [f"Not available: {reason}."]
     criteria = judge.get("criteria", [])
-    rows = [[variant, s.get("scored", 0), s.get("parse_failures", 0),
+    rows = [[variant, s.get("judged", s.get("scored", 0)), s.get("parse_failures", 0), s.get("transport_failures", 0),
              *[fmt((s.get("mean") or {}).get(c), 2) for c in criteria]]
             for variant, s in judge.get("single", {}).items()]
     lines += [f"Judge model `{judge.get('model')}`, prompt version `{judge.get('prompt_version')}`, temperature 0.",
               ""]
-    lines += table(["variant", "scored", "parse failures", *criteria], rows) if rows else ["No answer was scored."]
+    header = ["variant", "judged", "parse failures", "transport failures", *criteria]
+    lines += table(header, rows) if rows else ["No answer was scored."]
     pairwise = judge.get("pairwise_vs_baseline", {})
     if pairwise:
         lines += ["", f"Pairwise against {judge.get('pairwise_baseline')} (both orders; disagreement between orders "

@@ -47,6 +47,10 @@ def _judge_condition(name: str, enabled: bool, block: dict[str, Any] | None, swi
     if block and block.get("status") == "done":
         return Condition(name, True, f"ran with model {block.get('model')}")
     reason = (block or {}).get("reason", "the stage did not run")
+    if block and block.get("status") in ("partial", "failed") and "coverage" in block:
+        # It ran, but too few verdicts to cite: not counted, and the reason carries the numbers.
+        return Condition(name, False, f"enabled but not counted as run ({block['status']}, coverage "
+                                      f"{100 * float(block['coverage']):.0f}%): {reason}")
     return Condition(name, False, f"enabled but did not run: {reason}")
 
 
