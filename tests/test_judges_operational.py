@@ -236,3 +236,20 @@ def test_judge_table_shows_judged_parse_and_transport_failures() -> None:
     text = "\n".join(judge_lines(block))
     assert "| variant | judged | parse failures | transport failures | overall |" in text
     assert "| sft | 8 | 1 | 1 | 7 |" in text
+
+
+def test_client_breaker_counts_http_errors_in_a_row_and_a_rate_limit_does_not_trip_it() -> None:
+    from medllm_core.library.judges import JudgeClient, JudgeConfig, JudgeRequest
+
+    requests = [JudgeRequest(f"item-{i}", "v1", [{"role": "user", "content": f"question {i}"}]) for i in range(4)]
+    with JudgeServer(default="status:500") as server:
+        server.script("status:429", "status:429", "status:429")  # rate limits: backoff, not a dead endpoint
+        config = JudgeConfig(model="m", base_url=server.url, api_key=API_KEY, max_retries=10, backoff_base_s=0.0,
+                             max_concurrency=1, circuit_breaker=3)
+        with JudgeClient(config) as client:
+            results = client.map(requests)
+        assert server.count == 3 + 3  # three 429s, then the third 500 in a row trips the breaker
+    assert client.abort_reason.startswith(f"endpoint failing: 3 consecutive HTTP errors to {server.url}")
+    assert results[0].parse_status == "http_error" and "not retried: endpoint failing" in results[0].error
+    assert [r.parse_status for r in results[1:]] == ["aborted"] * 3
+    assert all(r.error.startswith("not asked: endpoint failing") for r in results[1:])

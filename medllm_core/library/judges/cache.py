@@ -1,12 +1,14 @@
 """On-disk cache of judge answers, so a rerun of an evaluation costs nothing.
 
 One JSON file per answer, named by the sha256 of everything that decides the
-answer (model, prompt version, the full messages, temperature, max_tokens), and
-written atomically so an interrupted run never leaves a half-written entry.
-Only answers that parsed and passed their schema check are stored: failures are
-not cached, so a rerun asks again. The endpoint is deliberately not in the key
-(a proxy or mirror serving the same model gives the same answer). Entries hold
-the model's reply, never the request headers, so the API key cannot reach them.
+answer (endpoint, model, prompt version, the full messages, temperature,
+max_tokens), and written atomically so an interrupted run never leaves a
+half-written entry. Only answers that parsed and passed their schema check are
+stored: failures are not cached, so a rerun or ``--resume`` asks again for
+exactly the items that have no good answer yet. The endpoint is in the key
+(format 2): two servers calling different models by the same name must not
+share answers. Entries hold the model's reply, never the request headers, so
+the API key cannot reach them.
 """
 
 from __future__ import annotations

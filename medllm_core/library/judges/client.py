@@ -277,11 +277,16 @@ class JudgeClient:
         last: _Attempt | None = None
         while True:
             if self._abort.is_set():
-                self.stats.add("aborted")
-                return result(ok=False, parsed=None, raw=last.raw if last else None, parse_status="aborted",
-                              attempts=attempts, cached=False, error=f"not asked: {self._abort_reason}",
-                              status_code=last.status_code if last else None, usage=usage,
-                              attempt_errors=errors)
+                if last is None:  # never sent: the batch was given up before this item's turn
+                    self.stats.add("aborted")
+                    return result(ok=False, parsed=None, raw=None, parse_status="aborted", attempts=0,
+                                  cached=False, error=f"not asked: {self._abort_reason}")
+                # Asked and failed, with retries left: that failure is what this item got.
+                self.stats.fail(last.status)
+                return result(ok=False, parsed=None, raw=last.raw, parse_status=last.status, attempts=attempts,
+                              cached=False, error=f"after {attempts} attempt(s): {last.error}; not retried: "
+                                                  f"{self._abort_reason}",
+                              status_code=last.status_code, usage=usage, attempt_errors=errors)
             attempts += 1
             outcome = last = self._attempt(messages, schema_check)
             usage = _add_usage(usage, outcome.usage)
