@@ -349,3 +349,19 @@ def test_report_renders_risk_statistics():
     assert "60.0% (3/5;" in text and "| dpo | all | 8 | 1 / 3 |" in text
     assert "LLM medical-risk" not in text  # a judge that did not run shows no statistics
     assert risk_statistics_lines({"prescreen": {"status": "done"}}) == [] and risk_statistics_lines(None) == []
+
+
+def test_eval_report_places_new_sections_after_judge_and_risk():
+    from medllm_core.library.thesis.eval_report import render_eval_report
+    from medllm_core.library.thesis.inputs import ReportInputs
+
+    judge = {"status": "done", "reliability": judge_reliability(_judge_items(), ["overall"], "sft", resamples=100)}
+    risk = {"prescreen": {"status": "done", "label": "Pre-screen", "per_variant": {},
+                          "statistics": risk_statistics(_risk_records(), "sft")}, "llm": None}
+    text = render_eval_report(ReportInputs(REPO, {"variants": {}}, judge, risk, None, None), {"Model": "m"})
+    order = [text.index(h) for h in ("## LLM judge\n", "## Medical risk\n", "## LLM judge: reliability",
+                                     "## Medical risk: statistics")]
+    assert order == sorted(order)
+    plain = render_eval_report(ReportInputs(REPO, {"variants": {}}, {"status": "done"}, {"llm": None}, None, None),
+                               {"Model": "m"})
+    assert "reliability" not in plain and "Medical risk: statistics" not in plain
