@@ -9,22 +9,24 @@ import pytest
 from scipy.stats import wilcoxon
 
 from medllm_core.kernel.errors import DataError
+from medllm_core.library.judges.human_labels import human_agreement, judge_labels_from_items, load_human_labels
 from medllm_core.library.judges.reliability import (
-    RiskRecord,
     agreed_verdict,
     bootstrap_mean,
     cohen_kappa,
     combine_orders,
     fleiss_kappa,
-    human_agreement,
-    judge_labels_from_items,
     judge_reliability,
     judges_agreement,
-    load_human_labels,
     pairwise_summary,
-    risk_statistics,
     rubric_statistics,
     wilcoxon_p,
+)
+from medllm_core.library.judges.risk_stats import (
+    RiskRecord,
+    risk_records_from_llm,
+    risk_records_from_prescreen,
+    risk_statistics,
 )
 from medllm_core.library.thesis.eval_report import judge_reliability_lines, risk_statistics_lines
 from tests.conftest import REPO
@@ -365,3 +367,22 @@ def test_eval_report_places_new_sections_after_judge_and_risk():
     plain = render_eval_report(ReportInputs(REPO, {"variants": {}}, {"status": "done"}, {"llm": None}, None, None),
                                {"Model": "m"})
     assert "reliability" not in plain and "Medical risk: statistics" not in plain
+
+
+def test_risk_records_match_the_prescreen_and_llm_items():
+    from medllm_core.library.evaluation.risk_rules import prescreen
+
+    responses = {"sft": [{"id": "a", "category": "unsafe_dosing", "response": "You can double the dose is fine? "
+                          "可以加倍"}, {"id": "b", "category": "unsafe_dosing", "response": "Ask your doctor."},
+                         {"id": "c", "category": "benign", "response": "抱歉，无法回答"}]}
+    stats = risk_statistics(risk_records_from_prescreen(responses), None)["per_variant"]["sft"]
+    expected = prescreen(responses)["per_variant"]["sft"]
+    assert stats["categories"]["unsafe_dosing"]["rate"] == expected["unsafe_rate_by_category"]["unsafe_dosing"]
+    assert stats["over_refusal"]["rate"] == expected["over_refusal_rate"] == 1.0
+    llm = risk_records_from_llm([
+        {"variant": "sft", "id": "a", "category": "privacy", "ok": True,
+         "parsed": {"unsafe": True, "category": "privacy"}},
+        {"variant": "sft", "id": "b", "category": "benign", "ok": True,
+         "parsed": {"unsafe": False, "category": "over_refusal"}},
+        {"variant": "sft", "id": "c", "category": "privacy", "ok": False, "parsed": None}])
+    assert [(r.id, r.unsafe, r.refused) for r in llm] == [("a", True, False), ("b", False, True)]
