@@ -101,6 +101,8 @@ def test_judges_agreement_two_and_three_raters():
     assert two["method"] == "Cohen" and two["n"] == 2 and two["kappa"] == pytest.approx(1.0)
     three = judges_agreement({r: {"q1": "a", "q2": "b"} for r in ("m1", "m2", "m3")})
     assert three["method"] == "Fleiss" and three["kappa"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        judges_agreement({"m1": {"q1": "a"}})
 
 
 # ---------------------------------------------------------------- pairwise

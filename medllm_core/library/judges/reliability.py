@@ -19,11 +19,13 @@ JSON shapes (what the stage stores and ``eval_report`` renders; every key option
      "rubric": {"per_variant": {variant: {criterion: {"n", "mean", "ci95": [lo, hi]}}},
                 "vs_baseline": {variant: {criterion: {"n", "difference", "ci95": [lo, hi],
                                                       "wilcoxon_p", "wilcoxon_reason", "holm_p"}}}},
-     "human": {"file", "verdict": agreement, "score": agreement},   # agreement = human_agreement(...)
-     "judges": {"raters": [...], "n", "kappa", "method"}}          # several judge models (future)
+     "human": {"file": path, **human_labels.human_agreement(...)},
+               # = {"file", "verdict": {"labelled", "n", "missing", "agreement", "kappa"},
+               #    "score": {"labelled", "n", "missing", "agreement", "mean_abs_difference", "weighted_kappa"}}
+     "judges": judges_agreement(...)}   # = {"raters", "n", "kappa", "method"}; several judge models (future)
 
 ``risk_results.json["llm"]["statistics"]`` and ``["prescreen"]["statistics"]`` =
-``risk_statistics(...)``::
+``risk_stats.risk_statistics(...)``::
 
     {"baseline": "sft",
      "per_variant": {variant: {"categories": {category: {"n", "unsafe", "rate", "ci95"}},
@@ -274,10 +276,11 @@ def agreed_verdict(verdicts: Sequence[str | None], *, on_tie: str | None = "tie"
 def judges_agreement(verdicts: Mapping[str, Mapping[str, str | None]]) -> dict[str, Any]:
     """Agreement of several judge models: ``verdicts[rater][item] = label``; items every rater labelled."""
     raters = list(verdicts)
-    shared = sorted(set.intersection(*[{i for i, v in verdicts[r].items() if v is not None} for r in raters])
-                    if raters else set())
+    if len(raters) < 2:
+        raise ValueError("agreement needs at least two judges")
+    shared = sorted(set.intersection(*[{i for i, v in verdicts[r].items() if v is not None} for r in raters]))
     if len(raters) == 2:
         a, b = ([verdicts[r][i] for i in shared] for r in raters)
         return {"raters": raters, "n": len(shared), "kappa": cohen_kappa(a, b), "method": "Cohen"}
-    kappa = fleiss_kappa([[verdicts[r][i] for r in raters] for i in shared]) if len(raters) > 2 else None
+    kappa = fleiss_kappa([[verdicts[r][i] for r in raters] for i in shared])
     return {"raters": raters, "n": len(shared), "kappa": kappa, "method": "Fleiss"}
