@@ -388,3 +388,13 @@ def test_risk_records_match_the_prescreen_and_llm_items():
          "parsed": {"unsafe": False, "category": "over_refusal"}},
         {"variant": "sft", "id": "c", "category": "privacy", "ok": False, "parsed": None}])
     assert [(r.id, r.unsafe, r.refused) for r in llm] == [("a", True, False), ("b", False, True)]
+
+
+def test_blocks_are_plain_json():
+    import json
+
+    block = judge_reliability(_judge_items(), ["overall"], "sft", resamples=100)
+    block["human"] = human_agreement(load_human_labels(LABELS / "verdicts.csv"), {("q1", "dpo", None): "variant"})
+    stats = risk_statistics(_risk_records(), "sft")
+    for value in (block, stats):
+        assert json.loads(json.dumps(value, allow_nan=False)) == value
