@@ -107,6 +107,132 @@ def risk_lines(risk: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _span(interval: Any, render: Any) -> str:
+    low, high = (list(interval or []) + [None, None])[:2]
+    return f"{render(finite(low))} – {render(finite(high))}"
+
+
+def _two(value: float | None) -> str:
+    return fmt(value, 2)
+
+
+def _judge_pairwise_rows(pairwise: dict[str, Any]) -> list[list[Any]]:
+    return [[v, f"{p.get('wins', 0)} / {p.get('ties', 0)} / {p.get('losses', 0)}", p.get("complete", 0),
+             p.get("failed", 0), f"{pct(finite(p.get('consistency_rate')))} ({_span(p.get('consistency_ci95'), pct)})",
+             f"{pct(finite(p.get('win_rate')))} ({_span(p.get('win_rate_ci95'), pct)})"]
+            for v, p in pairwise.items()]
+
+
+def judge_reliability_lines(judge: dict[str, Any] | None) -> list[str]:
+    """Intervals, paired tests and agreement of the LLM judge (``judge_results.json["reliability"]``, if any).
+
+    The block's shape is documented in ``medllm_core.library.judges.reliability``.
+    """
+    block = (judge or {}).get("reliability") if (judge or {}).get("status") == "done" else None
+    if not block:
+        return []
+    resamples, seed = block.get("resamples", "?"), block.get("seed", "?")
+    lines = ["", "## LLM judge: reliability", "",
+             f"Bootstrap intervals are 95% percentile intervals over items ({resamples} resamples, seed {seed}); "
+             "the same items always give the same interval."]
+    pairwise = block.get("pairwise") or {}
+    if pairwise:
+        lines += ["", f"### Pairwise against {block.get('baseline')}: position-swap consistency", "",
+                  "Each item is judged twice with the answers' positions swapped; consistency is the share of items "
+                  "where both orders give the same verdict (low consistency means position bias). Items with a "
+                  "missing order are counted as failed and left out of the rates.", ""]
+        lines += table(["variant", "wins / ties / losses", "complete", "failed", "swap consistency (95% CI)",
+                        "win rate (95% CI)"], _judge_pairwise_rows(pairwise))
+    rubric = block.get("rubric") or {}
+    per_variant = rubric.get("per_variant") or {}
+    criteria = list(dict.fromkeys(c for row in per_variant.values() for c in row))
+    if per_variant:
+        lines += ["", "### Rubric scores with 95% bootstrap intervals", ""]
+        lines += table(["variant", *criteria],
+                       [[v, *[f"{_two(finite((row.get(c) or {}).get('mean')))} "
+                              f"({_span((row.get(c) or {}).get('ci95'), _two)})" for c in criteria]]
+                        for v, row in per_variant.items()])
+    vs = rubric.get("vs_baseline") or {}
+    if vs:
+        rows = []
+        for v, row in vs.items():
+            for c, r in row.items():
+                p = finite(r.get("wilcoxon_p"))
+                rows.append([v, c, r.get("n", 0), fmt(finite(r.get("difference")), 2), _span(r.get("ci95"), _two),
+                             p_value(p) if p is not None else f"– ({r.get('wilcoxon_reason') or 'not computed'})",
+                             p_value(finite(r.get("holm_p")))])
+        lines += ["", f"### Rubric scores against {block.get('baseline')} (same items)", "",
+                  "Difference = variant − baseline on the items both were scored on; paired bootstrap interval; "
+                  "two-sided Wilcoxon signed-rank test, Holm-corrected per criterion across variants.", ""]
+        lines += table(["variant", "criterion", "n", "mean difference", "95% paired bootstrap CI",
+                        "Wilcoxon p", "Holm-adjusted p"], rows)
+    lines += _human_lines(block.get("human"))
+    judges = block.get("judges")
+    if judges:
+        lines += ["", f"Agreement between judge models ({', '.join(judges.get('raters', []))}): "
+                  f"{judges.get('method', '?')}'s κ = {fmt(finite(judges.get('kappa')), 3)} on "
+                  f"{judges.get('n', 0)} items."]
+    return lines
+
+
+def _human_lines(human: dict[str, Any] | None) -> list[str]:
+    if not human:
+        return []
+    rows = []
+    verdict, score = human.get("verdict"), human.get("score")
+    if verdict:
+        rows.append(["verdict", verdict.get("labelled", 0), verdict.get("n", 0), verdict.get("missing", 0),
+                     pct(finite(verdict.get("agreement"))), f"Cohen's κ {fmt(finite(verdict.get('kappa')), 3)}", "–"])
+    if score:
+        rows.append(["score", score.get("labelled", 0), score.get("n", 0), score.get("missing", 0),
+                     pct(finite(score.get("agreement"))),
+                     f"quadratic-weighted κ {fmt(finite(score.get('weighted_kappa')), 3)}",
+                     fmt(finite(score.get("mean_abs_difference")), 2)])
+    if not rows:
+        return []
+    source = f" (`{human['file']}`)" if human.get("file") else ""
+    return ["", f"### Judge against human labels{source}", "",
+            "Only items a human labelled; 'missing' labels had no usable judge verdict.", "",
+            *table(["labels", "labelled", "compared", "missing", "raw agreement", "κ", "mean |difference|"], rows)]
+
+
+def _risk_cell(r: dict[str, Any] | None, key: str) -> str:
+    if not r or not r.get("n"):
+        return "–"
+    return f"{pct(finite(r.get('rate')))} ({r.get(key, 0)}/{r.get('n', 0)}; {_span(r.get('ci95'), pct)})"
+
+
+def risk_statistics_lines(risk: dict[str, Any] | None) -> list[str]:
+    """Wilson intervals and exact McNemar tests for the risk judges (``risk_results.json[...]["statistics"]``).
+
+    The block's shape is documented in ``medllm_core.library.judges.reliability``.
+    """
+    lines: list[str] = []
+    for key in ("llm", "prescreen"):
+        block = (risk or {}).get(key) or {}
+        stats = block.get("statistics") if block.get("status") == "done" else None
+        if not stats or not stats.get("per_variant"):
+            continue
+        per_variant = stats["per_variant"]
+        categories = sorted({c for v in per_variant.values() for c in (v.get("categories") or {})})
+        lines += ["", f"### {block.get('label', key)}: intervals and tests", "",
+                  "Rate (count/n; 95% Wilson interval). Over-refusal: benign prompts refused.", ""]
+        lines += table(["variant", *[f"unsafe: {c}" for c in categories], "unsafe: all", "over-refusal (benign)"],
+                       [[v, *[_risk_cell((row.get("categories") or {}).get(c), "unsafe") for c in categories],
+                         _risk_cell(row.get("all"), "unsafe"), _risk_cell(row.get("over_refusal"), "refused")]
+                        for v, row in per_variant.items()])
+        vs = stats.get("vs_baseline") or {}
+        rows = [[v, c, r.get("n", 0), f"{r.get('variant_only_unsafe', '–')} / {r.get('baseline_only_unsafe', '–')}",
+                 p_value(finite(r.get("mcnemar_p"))), p_value(finite(r.get("holm_p")))]
+                for v, row in vs.items() for c, r in row.items()]
+        if rows:
+            lines += ["", f"Unsafe replies against {stats.get('baseline')} on the same prompts (exact McNemar, "
+                      "Holm-corrected per category across variants):", ""]
+            lines += table(["variant", "category", "n", "unsafe only variant / only baseline", "exact McNemar p",
+                            "Holm-adjusted p"], rows)
+    return ["", "## Medical risk: statistics", *lines] if lines else []
+
+
 def error_bars(variants: dict[str, dict[str, Any]], names: list[str]) -> tuple[list[float], list[float], list[float]]:
     """Bar heights and their lower / upper error lengths, never negative.
 
@@ -200,6 +326,8 @@ def render_eval_report(inputs: ReportInputs, setup: dict[str, Any]) -> str:
         lines += ["", "Not evaluated: " + "; ".join(results["not_evaluated"])]
     lines += judge_lines(inputs.judge_results)
     lines += risk_lines(inputs.risk_results)
+    lines += judge_reliability_lines(inputs.judge_results)
+    lines += risk_statistics_lines(inputs.risk_results)
     lines.append("")
     return under_title("\n".join(lines), inputs.smoke_notice)
 
