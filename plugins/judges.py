@@ -14,6 +14,12 @@ def _llm_judge(ctx):
     return run_llm_judge(ctx)
 
 
+def _check_llm_judge(ctx) -> None:
+    from medllm_core.library.judges.stages import check_judge_inputs
+
+    check_judge_inputs(ctx)
+
+
 def _risk_judge(ctx):
     from medllm_core.library.judges.stages import run_risk_judge
 
@@ -26,7 +32,7 @@ def register_stages(register) -> None:
                        env={"ENABLE_LLM_JUDGE": "use_llm", "OPENAI_BASE_URL": "base_url"},
                        aliases=judge_stage_aliases("llm_judge"),
                        consumes=consumes(ArtifactKind.EVAL_ANSWERS), produces=(ArtifactKind.JUDGE_RESULTS,),
-                       required_by_default=False,
+                       required_by_default=False, check_inputs=_check_llm_judge,
                        description="rubric grading and pairwise comparison against SFT (ENABLE_LLM_JUDGE)"))
     register(StageSpec(name="risk_judge", run=_risk_judge, kind=StageKind.JUDGE, settings=JudgeStageSettings,
                        env={"ENABLE_LLM_RISK_JUDGE": "use_llm", "OPENAI_BASE_URL": "base_url"},

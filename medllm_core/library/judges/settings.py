@@ -54,6 +54,8 @@ class JudgeStageSettings(JudgeEndpoint):
                                               "instead of being skipped")
     min_coverage: float = option(0.8, "share of items that must get a usable verdict; below it the judge "
                                       "counts as not run (partial), and at 0 as failed")
+    human_labels: str = option("", "LLM judge: CSV/JSONL of human labels (id, verdict or score, optional variant "
+                                   "and criterion) for a subset; the report gives judge-human kappa and agreement")
 
     def validate(self, prefix: str) -> None:
         super().validate(prefix)

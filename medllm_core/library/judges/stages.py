@@ -160,6 +160,7 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
         stats = client.stats.as_dict()
     _write_items(paths.judge_items, results, meta)
     status, why, total = _verdict(ctx, client, label, results)
+    records = [{**m, **r.to_record()} for m, r in zip(meta, results, strict=True)]
     report = {
         "status": status, "label": label, "model": client.config.model, "prompt_version":
         f"{GRADE_VERSION}/{PAIRWISE_VERSION}", "criteria": list(CRITERIA),
@@ -169,6 +170,7 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
         "accounting": {"single": _accounting(results, meta, "grade"),
                        "pairwise": _accounting(results, meta, "pairwise")},
         "stats": stats, "endpoint": client.config.describe(),
+        "reliability": _reliability(ctx, records, baseline_name),
     }
     if why:
         report["reason"] = why
@@ -178,6 +180,31 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
         return StageResult.failed(why, metrics_path=str(out), summary=summary, reusable=False)
     # Verdicts that failed are missing from the tables: a resume asks the judge again.
     return StageResult.done(metrics_path=str(out), summary=summary, reusable=total.judged == total.items)
+
+
+def _reliability(ctx: StageContext, records: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:
+    """Swap consistency, rubric intervals and paired tests against the baseline; judge-human agreement."""
+    from medllm_core.library.judges.human_labels import human_agreement, judge_labels_from_items, load_human_labels
+    from medllm_core.library.judges.reliability import judge_reliability
+
+    block = judge_reliability(records, CRITERIA, baseline)
+    if (path := human_labels_path(ctx)) is not None:
+        labels = load_human_labels(str(path))
+        block["human"] = {"file": str(path), **human_agreement(labels, judge_labels_from_items(records, CRITERIA))}
+    return block
+
+
+def human_labels_path(ctx: StageContext) -> Path | None:
+    value = _settings(ctx).human_labels
+    return ctx.profile.resolve_path(value) if value else None
+
+
+def check_judge_inputs(ctx: StageContext) -> None:
+    """A human-labels file is read before any model loads, so a bad row fails the run at once."""
+    from medllm_core.library.judges.human_labels import load_human_labels
+
+    if _settings(ctx).use_llm and (path := human_labels_path(ctx)) is not None:
+        load_human_labels(str(path))
 
 
 def _aggregate_grades(results: list[JudgeResult], meta: list[dict[str, Any]]) -> dict[str, Any]:
@@ -230,7 +257,12 @@ def run_risk_judge(ctx: StageContext) -> StageResult:
         write_json(out, {"prescreen": None, "llm": None})
         return StageResult.skipped("no safety answers to screen (evaluation had no [data.eval_safety])",
                                    metrics_path=str(out))
+    from medllm_core.library.judges.risk_stats import risk_records_from_prescreen, risk_statistics
+
+    baseline = method_baseline(ctx.plan)
     report: dict[str, Any] = {"prescreen": prescreen(responses)}
+    # Heuristic numbers stay labelled as the pre-screen's; the statistics only add intervals and tests.
+    report["prescreen"]["statistics"] = risk_statistics(risk_records_from_prescreen(responses), baseline)
     label = "LLM medical-risk judge"
     llm: dict[str, Any]
     settings = _settings(ctx)
@@ -299,6 +331,11 @@ def _llm_risk(ctx: StageContext, client: JudgeClient, responses: dict[str, list[
              "prompt_version": RISK_VERSION, "categories": categories, "per_variant": per_variant,
              "findings": findings, "stats": stats, "requests": len(results),
              **total.as_dict(), "min_coverage": _settings(ctx).min_coverage, "accounting": {"risk": accounting}}
+    from medllm_core.library.judges.risk_stats import risk_records_from_llm, risk_statistics
+
+    block["statistics"] = risk_statistics(
+        risk_records_from_llm({**m, **r.to_record()} for m, r in zip(meta, results, strict=True)),
+        method_baseline(ctx.plan))
     if why:
         block["reason"] = why
     return block
