@@ -332,13 +332,18 @@ def test_report_renders_reliability_block():
     judge["reliability"]["human"] = {"file": "labels.csv",
                                      **human_agreement(load_human_labels(LABELS / "verdicts.csv"),
                                                        {("q1", "dpo", None): "variant"})}
-    judge["reliability"]["judges"] = {"raters": ["m1", "m2"], "n": 3, "kappa": 0.5, "method": "Cohen"}
+    judge["reliability"]["judges"] = {"models": ["m1", "m2"],
+                                      "pairwise": {"raters": ["m1", "m2"], "n": 3, "kappa": 0.5, "method": "Cohen"},
+                                      "rubric": {"overall": {"raters": ["m1", "m2"], "n": 3, "kappa": 0.25,
+                                                             "method": "Cohen", "weighted_kappa": 0.8}}}
     text = "\n".join(judge_reliability_lines(judge))
     assert "## LLM judge: reliability" in text and "200 resamples, seed 0" in text
     assert "| dpo | 1 / 1 / 0 | 2 | 1 | 50.0%" in text
     assert "Rubric scores against sft" in text and "Wilcoxon" in text
     assert "Judge against human labels (`labels.csv`)" in text and "Cohen's κ" in text
-    assert "Cohen's κ = 0.500 on 3 items" in text
+    assert "Agreement between judge models (m1, m2)" in text
+    assert "| pairwise winner | 3 | Cohen | 0.500 | – |" in text
+    assert "| rubric: overall | 3 | Cohen | 0.250 | 0.800 |" in text
     assert judge_reliability_lines({"status": "done"}) == []
     assert judge_reliability_lines({"status": "skipped", "reliability": {"pairwise": {}}}) == []
     assert judge_reliability_lines(None) == []

@@ -141,3 +141,54 @@ def test_required_judge_without_a_key_fails_the_run(tmp_path, monkeypatch):
     outcome = _run(tmp_path, monkeypatch, None, key=None, **{"judges.required": True})
     assert outcome.exit_code == 4
     assert outcome.results["llm_judge"].status == "failed"
+
+
+def test_reliability_and_risk_statistics_are_stored_and_reported(good_run):
+    out, outcome, _ = good_run
+    judge = json.loads((out / "reports/eval/judge_results.json").read_text())
+    reliability = judge["reliability"]
+    # the stub judge always prefers answer A, so the two orders never agree: consistency 0 of 4
+    dpo = reliability["pairwise"]["dpo"]
+    assert (dpo["n"], dpo["consistent"], dpo["consistency_rate"]) == (4, 0, 0.0)
+    assert reliability["baseline"] == "sft"
+    assert reliability["rubric"]["per_variant"]["sft"]["overall"]["mean"] == 7
+    risk = json.loads((out / "reports/eval/risk_results.json").read_text())
+    assert risk["llm"]["statistics"]["baseline"] == "sft" and risk["prescreen"]["statistics"]["per_variant"]
+    report = (out / "reports/eval_default.md").read_text()
+    assert "swap" in report.lower()
+
+
+def test_two_judge_models_write_every_new_table_and_leak_no_key(tmp_path, monkeypatch):
+    labels = tmp_path / "human_labels.csv"
+    # The stub judge's two orders always disagree, so every agreed pairwise verdict is a tie.
+    labels.write_text("id,variant,verdict\nopen-001,dpo,tie\nopen-002,dpo,tie\nopen-003,dpo,variant\n",
+                      encoding="utf-8")
+    with JudgeServer(default="judge") as server:
+        outcome = _run(tmp_path, monkeypatch, server, **{"judges.models": ["judge-a", "judge-b"],
+                                                         "stages.llm_judge.human_labels": str(labels)})
+        seen = {r.body.get("model") for r in server.requests}
+    assert outcome.exit_code == 0, outcome.message
+    judge = json.loads((tmp_path / "reports/eval/judge_results.json").read_text())
+    assert judge["status"] == "done" and judge["judge_models"] == ["judge-a", "judge-b"]
+    panel = judge["reliability"]["judges"]
+    assert panel["models"] == ["judge-a", "judge-b"] and panel["pairwise"]["n"] == 8  # 4 items × 2 orders
+    assert set(panel["rubric"]) == set(judge["criteria"])
+    items = [json.loads(x) for x in (tmp_path / "reports/eval/judge_items.jsonl").read_text().splitlines()]
+    assert {i["model"] for i in items} == {"judge-a", "judge-b"}
+    assert {"judge-a", "judge-b"} <= seen
+    report = (tmp_path / "reports/eval_default.md").read_text()
+    human = judge["reliability"]["human"]["verdict"]
+    assert (human["labelled"], human["n"]) == (3, 3) and human["agreement"] == pytest.approx(2 / 3)
+    for heading in ("LLM judge: reliability", "position-swap consistency", "Rubric scores with 95% bootstrap",
+                    "Agreement between judge models (judge-a, judge-b)", "Judge against human labels"):
+        assert heading in report, heading
+    assert _scan_for_key(tmp_path) == []
+
+
+def test_a_bad_human_labels_file_stops_the_run_before_training(tmp_path, monkeypatch):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,verdict\nopen-001,tie\n,variant\n", encoding="utf-8")
+    outcome = _run(tmp_path, monkeypatch, None, **{"stages.llm_judge.human_labels": str(labels)})
+    assert outcome.exit_code == 2, outcome.message
+    assert "labels.csv" in outcome.message and "id" in outcome.message, outcome.message
+    assert not (tmp_path / "checkpoints").exists()

@@ -32,9 +32,8 @@ from tests.conftest import REPO
 API_KEY = "sk-test-medllm-SERVE-7d31b9e0"
 READY_TIMEOUT_S = 120.0
 # Without max_tokens transformers serve generates up to 1024 new tokens per reply (EOS aside): measured at
-# 20-40 s a request on 2 CPU cores with the judges' ~1,200-token prompts, 7.5 minutes for this run. The judge
-# stages' settings have no max_tokens key, so the test caps the client's JudgeConfig.max_tokens (sent as
-# the request's max_tokens, which the server honours).
+# 20-40 s a request on 2 CPU cores with the judges' ~1,200-token prompts, 7.5 minutes for this run. The
+# stages' max_tokens setting (sent as the request's max_tokens, which the server honours) keeps it short.
 JUDGE_MAX_TOKENS = 24
 
 
@@ -148,16 +147,8 @@ def served_run(served: ServedModel, tmp_path_factory: pytest.TempPathFactory):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    from medllm_core.library.judges.config import JudgeConfig
-
-    from_settings = JudgeConfig.from_settings.__func__
-
-    def capped(cls, endpoint, cache_dir=None, **overrides):
-        return from_settings(cls, endpoint, cache_dir=cache_dir, **{"max_tokens": JUDGE_MAX_TOKENS, **overrides})
-
-    monkeypatch.setattr(JudgeConfig, "from_settings", classmethod(capped))
     endpoint = {"base_url": served.url, "model": served.model, "timeout_s": 120.0, "max_retries": 0,
-                "max_concurrency": 2, "backoff_base_s": 0.0}
+                "max_concurrency": 2, "backoff_base_s": 0.0, "max_tokens": JUDGE_MAX_TOKENS}
     cli = {
         "output_root": str(out),
         "stages.dpo.enabled": False, "stages.simpo.enabled": False, "stages.kto.enabled": False,
@@ -235,9 +226,6 @@ def _readiness_conditions(out: Path) -> dict[str, dict]:
     return {c["name"]: c for c in readiness["conditions"]}
 
 
-@pytest.mark.xfail(strict=False, reason="known bug: risk_results.json keeps llm.status='done' when every verdict "
-                                        "failed (the stage result is 'failed'), and readiness reads that status, "
-                                        "so risk_judge is listed as met")
 def test_readiness_does_not_count_a_risk_judge_without_verdicts(served_run) -> None:
     out, outcome, _, _ = served_run
     assert outcome.results["risk_judge"].status != "done"
@@ -251,7 +239,7 @@ def test_the_api_key_reaches_no_file_of_the_run(served_run) -> None:
 
 
 def test_uncapped_and_capped_request_timing(served: ServedModel) -> None:
-    """The judges send no max_tokens: the server then generates up to 1024 new tokens or EOS. Measured, not assumed."""
+    """Without max_tokens the server generates up to 1024 new tokens or EOS: why the judges always send it."""
     body = {"model": served.model, "temperature": 0,
             "messages": [{"role": "user", "content": "Score the answer. Reply with JSON only."}]}
     timings = {}

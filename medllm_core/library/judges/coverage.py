@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from medllm_core.library.judges.client import TRANSPORT_KINDS, JudgeResult
+from medllm_core.library.judges.records import TRANSPORT_KINDS, JudgeResult
 
 JudgeStatus = Literal["done", "partial", "failed"]
 

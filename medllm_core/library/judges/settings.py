@@ -54,6 +54,9 @@ class JudgeStageSettings(JudgeEndpoint):
                                               "instead of being skipped")
     min_coverage: float = option(0.8, "share of items that must get a usable verdict; below it the judge "
                                       "counts as not run (partial), and at 0 as failed")
+    models: list[str] = option(help="LLM judge: several judge models at this endpoint; each answers every "
+                                    "request, the tables use their agreed verdicts and kappa between them is "
+                                    "reported; empty = `model` alone", default_factory=list)
     human_labels: str = option("", "LLM judge: CSV/JSONL of human labels (id, verdict or score, optional variant "
                                    "and criterion) for a subset; the report gives judge-human kappa and agreement")
 
@@ -71,7 +74,8 @@ def endpoint_aliases(prefix: str = "") -> dict[str, str]:
 
 def judge_stage_aliases(toggle: str) -> dict[str, str]:
     """``judges.<toggle>`` turns the stage's LLM on; ``judges.required`` is ``fail_if_unavailable``."""
-    return {f"judges.{toggle}": "use_llm", "judges.required": "fail_if_unavailable", **endpoint_aliases()}
+    return {f"judges.{toggle}": "use_llm", "judges.required": "fail_if_unavailable", "judges.models": "models",
+            **endpoint_aliases()}
 
 
 def turned_off(spec: Any) -> str:

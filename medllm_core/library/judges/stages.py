@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from medllm_core.library.evaluation.variants import BASE_VARIANT
 from medllm_core.library.judges.client import JudgeClient, JudgeRequest, JudgeResult
 from medllm_core.library.judges.config import JudgeConfig, judge_availability
 from medllm_core.library.judges.coverage import JudgeStatus, Tally, judge_status, status_reason, tally
+from medllm_core.library.judges.panel import agreement, combine
 from medllm_core.library.judges.prompts import (
     CRITERIA,
     GRADE_VERSION,
@@ -132,9 +134,14 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
     responses = _load(paths.open_responses)
     if not responses:
         return _not_run(ctx, out, label, "no open-ended answers to judge (evaluation had no [data.eval_open])", {})
-    client, reason = open_client(ctx)
-    if client is None:
-        return _not_run(ctx, out, label, reason, {})
+    settings = _settings(ctx)
+    models = settings.models or [settings.model]
+    clients: dict[str, JudgeClient] = {}
+    for model in models:
+        client, reason = open_client(ctx, replace(settings, model=model))
+        if client is None:
+            return _not_run(ctx, out, label, reason, {})
+        clients[model] = client
     requests: list[JudgeRequest] = []
     meta: list[dict[str, Any]] = []
     for variant, items in responses.items():
@@ -154,15 +161,25 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
                                              pairwise_messages(item["prompt"], first["response"],
                                                                second["response"]), pairwise_check))
                 meta.append({"kind": "pairwise", "variant": variant, "id": item["id"], "order": order})
-    ctx.log(f"LLM judge: {len(requests)} requests ({reason})")
-    with client:
-        results = _ask(ctx, client, requests)
-        stats = client.stats.as_dict()
-    _write_items(paths.judge_items, results, meta)
+    ctx.log(f"LLM judge: {len(requests)} requests × {len(models)} judge model(s) ({reason})")
+    per_model: dict[str, list[JudgeResult]] = {}
+    for model, client in clients.items():
+        with client:
+            per_model[model] = _ask(ctx, client, requests)
+        if client.abort_reason:
+            break  # breaker or stop: the next model would meet the same endpoint, or the same stop
+    stats = {model: clients[model].stats.as_dict() for model in per_model}
+    stats = stats[models[0]] if len(models) == 1 else stats
+    _write_items(paths.judge_items, [r for rs in per_model.values() for r in rs], meta * len(per_model))
+    if len(per_model) < len(models):
+        per_model = {m: per_model.get(m) or _aborted(requests, m, "not asked: an earlier judge gave up")
+                     for m in models}
+    results = per_model[models[0]] if len(models) == 1 else combine(per_model, meta, CRITERIA)
+    client = next((c for c in clients.values() if c.abort_reason), clients[models[0]])
     status, why, total = _verdict(ctx, client, label, results)
     records = [{**m, **r.to_record()} for m, r in zip(meta, results, strict=True)]
     report = {
-        "status": status, "label": label, "model": client.config.model, "prompt_version":
+        "status": status, "label": label, "model": " + ".join(models), "prompt_version":
         f"{GRADE_VERSION}/{PAIRWISE_VERSION}", "criteria": list(CRITERIA),
         "single": _aggregate_grades(results, meta), "pairwise_baseline": baseline_name,
         "pairwise_vs_baseline": _aggregate_pairs(results, meta),
@@ -171,7 +188,10 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
                        "pairwise": _accounting(results, meta, "pairwise")},
         "stats": stats, "endpoint": client.config.describe(),
         "reliability": _reliability(ctx, records, baseline_name),
+        "judge_models": models,
     }
+    if len(models) > 1:
+        report["reliability"]["judges"] = agreement(per_model, meta, CRITERIA)
     if why:
         report["reason"] = why
     write_json(out, report)
@@ -180,6 +200,11 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
         return StageResult.failed(why, metrics_path=str(out), summary=summary, reusable=False)
     # Verdicts that failed are missing from the tables: a resume asks the judge again.
     return StageResult.done(metrics_path=str(out), summary=summary, reusable=total.judged == total.items)
+
+
+def _aborted(requests: list[JudgeRequest], model: str, reason: str) -> list[JudgeResult]:
+    return [JudgeResult(False, None, None, "aborted", 0, False, reason, model, r.prompt_id, r.prompt_version, 0.0)
+            for r in requests]
 
 
 def _reliability(ctx: StageContext, records: list[dict[str, Any]], baseline: str | None) -> dict[str, Any]:

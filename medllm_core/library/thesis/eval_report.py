@@ -167,12 +167,26 @@ def judge_reliability_lines(judge: dict[str, Any] | None) -> list[str]:
         lines += table(["variant", "criterion", "n", "mean difference", "95% paired bootstrap CI",
                         "Wilcoxon p", "Holm-adjusted p"], rows)
     lines += _human_lines(block.get("human"))
-    judges = block.get("judges")
-    if judges:
-        lines += ["", f"Agreement between judge models ({', '.join(judges.get('raters', []))}): "
-                  f"{judges.get('method', '?')}'s κ = {fmt(finite(judges.get('kappa')), 3)} on "
-                  f"{judges.get('n', 0)} items."]
+    lines += _panel_lines(block.get("judges"))
     return lines
+
+
+def _panel_lines(judges: dict[str, Any] | None) -> list[str]:
+    """Agreement between several judge models (``reliability["judges"]``, see judges/panel.py)."""
+    if not judges:
+        return []
+
+    def row(what: str, r: dict[str, Any]) -> list[Any]:
+        weighted = finite(r.get("weighted_kappa"))
+        return [what, r.get("n", 0), r.get("method") or "–", fmt(finite(r.get("kappa")), 3),
+                fmt(weighted, 3) if weighted is not None else "–"]
+
+    rows = [row("pairwise winner", judges.get("pairwise") or {})]
+    rows += [row(f"rubric: {c}", r) for c, r in (judges.get("rubric") or {}).items()]
+    return ["", f"### Agreement between judge models ({', '.join(judges.get('models', []))})", "",
+            "Every model answered every request; the tables above use the agreed verdicts (rubric: the mean "
+            "score; pairwise: the majority winner, a split vote is a tie). κ on the requests every model answered.",
+            "", *table(["verdict", "n", "κ", "value", "quadratic-weighted κ"], rows)]
 
 
 def _human_lines(human: dict[str, Any] | None) -> list[str]:
