@@ -186,7 +186,7 @@ def _panel_lines(judges: dict[str, Any] | None) -> list[str]:
     return ["", f"### Agreement between judge models ({', '.join(judges.get('models', []))})", "",
             "Every model answered every request; the tables above use the agreed verdicts (rubric: the mean "
             "score; pairwise: the majority winner, a split vote is a tie). κ on the requests every model answered.",
-            "", *table(["verdict", "n", "κ", "value", "quadratic-weighted κ"], rows)]
+            "", *table(["verdict", "n", "method", "κ", "quadratic-weighted κ"], rows)]
 
 
 def _human_lines(human: dict[str, Any] | None) -> list[str]:
