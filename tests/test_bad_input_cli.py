@@ -154,6 +154,12 @@ def test_missing_profile(tmp_path: Path) -> None:
     ("stages.sft.max_steps=ten", "key 'stages.sft.max_steps': expected integer, got str 'ten' (from --set)"),
     ("stages.sft.learning_rat=0.1", "did you mean 'learning_rate'?"),
     ("model.tier.x=1", "cannot set 'model.tier.x'"),
+    # Values that used to pass --dry-run and fail only after the model had loaded.
+    ("run.seed=-1", "key 'run.seed': must be in [0, 2**32), got -1"),
+    ("model.lora.dropout=2.0", "key 'model.lora.dropout': must be in [0, 1), got 2.0"),
+    ("model.lora.alpha=0", "key 'model.lora.alpha': must be > 0"),
+    ("stages.kto.desirable_weight=-1", "key 'stages.kto.desirable_weight': must be > 0"),
+    ("stages.kto.undesirable_weight=0", "key 'stages.kto.undesirable_weight': must be > 0"),
 ])
 def test_bad_set(flag: str, fragment: str, tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -61,6 +61,11 @@ class LoraSection:
     def validate(self, prefix: str) -> None:
         if self.r <= 0:
             raise SchemaError(f"{prefix}.r", "must be > 0")
+        if self.alpha <= 0:
+            raise SchemaError(f"{prefix}.alpha", "must be > 0")
+        # A dropout probability of 1 or more zeroes every LoRA input: training would silently learn nothing.
+        if not 0.0 <= self.dropout < 1.0:
+            raise SchemaError(f"{prefix}.dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -86,6 +91,11 @@ class ModelSection:
 class RunSection:
     dry_run: bool = False
     seed: int = 42
+
+    def validate(self, prefix: str) -> None:
+        # numpy and torch seeds must fit an unsigned 32-bit integer; -1 fails only once a model has loaded.
+        if not 0 <= self.seed < 2**32:
+            raise SchemaError(f"{prefix}.seed", f"must be in [0, 2**32), got {self.seed}")
 
 
 @dataclass

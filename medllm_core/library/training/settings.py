@@ -111,6 +111,7 @@ class KTOSettings(PreferenceSettings):
 
     def validate(self, prefix: str) -> None:
         super().validate(prefix)
+        require_positive(self, prefix, "desirable_weight", "undesirable_weight")
         if self.micro_batch_size < 2:
             raise SchemaError(f"{prefix}.micro_batch_size", "KTO needs at least 2 examples per device")
 
