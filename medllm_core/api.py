@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time these load on fi
     from medllm_core.library.training.engine import TrainingMethod, TrainingPaths, run_training_stage, skip, stage_seed
     from medllm_core.library.training.preference_data import check_preference_inputs, preference_train_rows
     from medllm_core.library.training.recovery import Attempt
+    from medllm_core.library.training.settings_check import check_training_settings
     from medllm_core.library.training.trl_common import config_kwargs, load_base, load_sft_policy, lora_config
 
 # name -> module: imported on first use (they pull torch / transformers / TRL).
@@ -51,15 +52,16 @@ _LAZY = {
     "lora_config": "medllm_core.library.training.trl_common",
     "preference_train_rows": "medllm_core.library.training.preference_data",
     "check_preference_inputs": "medllm_core.library.training.preference_data",
+    "check_training_settings": "medllm_core.library.training.settings_check",
 }
 
 __all__ = [
     "ArtifactKind", "ArtifactRef", "Attempt", "ConfigError", "Consumes", "DataError", "GateVerdict", "Location",
     "MedllmError", "PlannedStage", "ReportPaths", "RunInfo", "SchemaError", "StageContext", "StageKind", "StageResult",
     "StageSpec", "StageStatus", "TrainingMethod", "TrainingPaths", "TrainingSettings", "check_preference_inputs",
-    "config_kwargs", "consumes", "describe_training_plan", "hookimpl", "load_base", "load_sft_policy",
-    "lora_config", "method_baseline", "preference_train_rows", "producers", "run_training_stage", "skip",
-    "stage_seed", "training_methods", "write_json", "write_text",
+    "check_training_settings", "config_kwargs", "consumes", "describe_training_plan", "hookimpl", "load_base",
+    "load_sft_policy", "lora_config", "method_baseline", "preference_train_rows", "producers", "run_training_stage",
+    "skip", "stage_seed", "training_methods", "write_json", "write_text",
 ]
 
 

@@ -14,7 +14,7 @@ from medllm_core.library.training.settings import describe_training_plan
 
 
 def preference_stage_spec(method: str, settings: type, description: str,
-                          check: Callable[[object], None]) -> StageSpec:
+                          check: Callable[[object], None], data: tuple[str, ...] = ("preference",)) -> StageSpec:
     def run(ctx):
         from medllm_core.library.training.preference import run_preference  # heavy imports only when it runs
 
@@ -22,6 +22,9 @@ def preference_stage_spec(method: str, settings: type, description: str,
 
     def check_inputs(ctx) -> None:
         if ctx.gate.training_allowed:
+            from medllm_core.library.training.settings_check import check_training_settings
+
+            check_training_settings(ctx)
             check(ctx)
 
     # Consumes the SFT adapter without requiring it: with SFT missing the stage still runs and records why
@@ -29,4 +32,5 @@ def preference_stage_spec(method: str, settings: type, description: str,
     return StageSpec(name=method, run=run, kind=StageKind.TRAINING,
                      consumes=consumes(ArtifactKind.ADAPTER, stage="sft"),
                      produces=(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS), settings=settings,
-                     description=description, describe_plan=describe_training_plan, check_inputs=check_inputs)
+                     description=description, data=data, describe_plan=describe_training_plan,
+                     check_inputs=check_inputs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from medllm_core.kernel.artifacts import ArtifactKind, consumes
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.stages import StageKind, StageSpec
-from medllm_core.library.evaluation.settings import EvalSettings
+from medllm_core.library.evaluation.settings import DEV_DATA_KEY, EVAL_DATA_KEYS, EvalSettings
 from medllm_core.library.judges.settings import endpoint_aliases
 
 
@@ -30,4 +30,5 @@ def register_stages(register) -> None:
                        produces=(ArtifactKind.EVAL_RESULTS, ArtifactKind.EVAL_ANSWERS),
                        description="multiple-choice accuracy with intervals and paired tests; answers to open "
                                    "and safety prompts for the judges",
+                       data=(*EVAL_DATA_KEYS, DEV_DATA_KEY),
                        check_inputs=_check, required_by_default=False))

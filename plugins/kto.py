@@ -13,5 +13,5 @@ def register_stages(register) -> None:
     register(preference_stage_spec(
         "kto", KTOSettings,
         "KTO from the SFT model (reference = SFT model; rows derived from preference pairs unless [data.kto] is given)",
-        check_kto_inputs,
+        check_kto_inputs, data=("preference", "kto"),
     ))

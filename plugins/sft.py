@@ -17,7 +17,9 @@ def _run(ctx):
 def _check_inputs(ctx) -> None:
     if ctx.gate.training_allowed:
         from medllm_core.library.training.data_inputs import check_stage_data
+        from medllm_core.library.training.settings_check import check_training_settings
 
+        check_training_settings(ctx)
         check_stage_data(ctx, "sft", "sft")
 
 
@@ -29,6 +31,7 @@ def register_stages(register) -> None:
         kind=StageKind.TRAINING,
         produces=(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS),
         settings=SFTSettings,
+        data=("sft",),
         description="LoRA supervised fine-tuning (TRL SFTTrainer + PEFT)",
         describe_plan=describe_training_plan,
         check_inputs=_check_inputs,

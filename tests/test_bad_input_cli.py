@@ -160,10 +160,62 @@ def test_missing_profile(tmp_path: Path) -> None:
     ("model.lora.alpha=0", "key 'model.lora.alpha': must be > 0"),
     ("stages.kto.desirable_weight=-1", "key 'stages.kto.desirable_weight': must be > 0"),
     ("stages.kto.undesirable_weight=0", "key 'stages.kto.undesirable_weight': must be > 0"),
+    ("stages.sft.learning_rate=nan", "key 'stages.sft.learning_rate': must be a finite number, got nan"),
+    ("stages.sft.num_epochs=inf", "key 'stages.sft.num_epochs': must be a finite number, got inf"),
+    ("stages.dpo.beta=-0.1", "key 'stages.dpo.beta': must be > 0"),
+    ("stages.kto.desirable_weight=-0.5", "key 'stages.kto.desirable_weight': must be > 0"),
+    # Names are checked against the installed transformers / TRL, with the closest valid one.
+    ("stages.sft.lr_scheduler=cosinee", "transformers' SchedulerType has no 'cosinee'"),
+    ("stages.sft.lr_scheduler=cosinee", "did you mean 'cosine'?"),
+    ("stages.dpo.loss_type=sigmoidd", "TRL's DPOConfig.loss_type has no 'sigmoidd'"),
+    ("stages.llm_judge.max_concurrency=0",
+     "key 'stages.llm_judge.max_concurrency': must be >= 1, got 0 (from --set) (nearest valid value: 1)"),
+    ("stages.risk_judge.timeout_s=0", "key 'stages.risk_judge.timeout_s': must be > 0, got 0.0"),
 ])
 def test_bad_set(flag: str, fragment: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     error = one_error_line(cli(["--run", str(TINY), "--set", flag, "--output-root", str(out)], tmp_path))
+    assert fragment in error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("flag", "fragment"), [
+    # Only transformers can say a schedule needs arguments medllm does not pass; asked before any model loads.
+    ("stages.sft.lr_scheduler=cosine_with_min_lr",
+     "key 'stages.sft.lr_scheduler': transformers cannot build the 'cosine_with_min_lr' schedule"),
+    ("stages.dpo.max_length=9000",
+     "key 'stages.dpo.max_length': max_length = 9000 is longer than the model's 4096 positions"),
+    ('stages.eval.variants=["sft", "orpoo"]', "key 'stages.eval.variants[1]': eval variant 'orpoo' names no stage"),
+])
+def test_bad_value_found_by_the_input_checks_in_a_dry_run(flag: str, fragment: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    error = one_error_line(cli(["--run", str(TINY), "--dry-run", "--set", flag, "--output-root", str(out)], tmp_path))
+    assert fragment in error
+    assert not checkpoints_made(out)
+
+
+def test_empty_model_name_from_the_environment(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    error = one_error_line(cli(["--run", str(TINY), "--dry-run", "--output-root", str(out)], tmp_path,
+                               env={"MODEL_NAME": ""}))
+    assert "key 'model.name_or_path': must name a model" in error
+    assert "(from environment variable MODEL_NAME)" in error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("table", "fragment"), [
+    ("[data.prefrence]", "did you mean 'preference'?"),
+    ("[data.sftt]", "did you mean 'sft'?"),
+    ("[data.my_extra]", "known data tables: eval_dev, eval_mcq, eval_open, eval_safety, kto, preference, sft"),
+])
+def test_unknown_data_table_names_file_and_line(table: str, fragment: str, tmp_path: Path) -> None:
+    profile = tmp_path / "tables.toml"
+    text = tiny_text() + f"\n{table}\npath = {json.dumps(str(PREF_SAMPLE))}\n"
+    profile.write_text(text, encoding="utf-8")
+    line = text.splitlines().index(table) + 1
+    out = tmp_path / "out"
+    error = one_error_line(cli(["--run", str(profile), "--dry-run", "--output-root", str(out)], tmp_path))
+    assert f"{profile}:{line}, key 'data.{table[6:-1]}': unknown data table (no loaded stage reads it)" in error
     assert fragment in error
     assert not out.exists()
 

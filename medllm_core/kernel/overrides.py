@@ -114,19 +114,25 @@ class StageCatalogue(Mapping[str, "type | None"]):
     settings: Mapping[str, type | None] = field(default_factory=dict)  # stage -> settings dataclass
     env: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # VAR -> ("stages.x.field", ...)
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # old key -> ("stages.x.field", ...)
+    # data key -> the stages that read [data.<key>]; empty: data tables are not checked (a bare schema mapping)
+    data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_specs(cls, specs: Iterable[Any]) -> StageCatalogue:
         settings: dict[str, type | None] = {}
         env: dict[str, list[str]] = {}
         aliases: dict[str, list[str]] = {}
+        data: dict[str, list[str]] = {}
         for spec in specs:
             settings[spec.name] = spec.settings
+            for key in getattr(spec, "data", ()):
+                data.setdefault(key, []).append(spec.name)
             for var, target in spec.env.items():
                 env.setdefault(var, []).append(f"stages.{spec.name}.{target}")
             for old, target in spec.aliases.items():
                 aliases.setdefault(old, []).append(f"stages.{spec.name}.{target}")
-        return cls(settings, {k: tuple(v) for k, v in env.items()}, {k: tuple(v) for k, v in aliases.items()})
+        return cls(settings, {k: tuple(v) for k, v in env.items()}, {k: tuple(v) for k, v in aliases.items()},
+                   {k: tuple(v) for k, v in data.items()})
 
     def __getitem__(self, stage: str) -> type | None:
         return self.settings[stage]

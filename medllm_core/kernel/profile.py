@@ -80,6 +80,10 @@ class ModelSection:
 
     def validate(self, prefix: str) -> None:
         _one_of(self.tier, MODEL_TIERS, f"{prefix}.tier")
+        # MODEL_NAME="" in a shell script is easy to write; an empty name fails only when the model loads.
+        if not self.name_or_path.strip():
+            raise SchemaError(f"{prefix}.name_or_path", "must name a model (a hub id or a local folder), got ''",
+                              "e.g. 'Qwen/Qwen2.5-7B-Instruct'")
 
     @property
     def is_smoke_test(self) -> bool:
@@ -311,6 +315,7 @@ def load_profile(
             stage: build(DataSection, _table(value, f"data.{stage}"), f"data.{stage}")
             for stage, value in _table(merged.get("data", {}), "data").items()
         }
+        check_data_tables(profile.data, catalogue)
         profile.stages = {name: validate_stage_table(name, _table(value, f"stages.{name}"), catalogue.settings)
                           for name, value in _table(merged.get("stages", {}), "stages").items()}
     except SchemaError as exc:
@@ -328,6 +333,18 @@ def _catalogue(stages: StageCatalogue | Mapping[str, type | None] | None, env: M
     from medllm_core.kernel.plugin_manager import load_plugins  # the registered stages own their settings
 
     return load_plugins(environ=env).catalogue()
+
+
+def check_data_tables(data: Mapping[str, DataSection], catalogue: StageCatalogue) -> None:
+    """Every ``[data.<key>]`` must be read by some loaded stage: an unread table is a typo that trains nothing."""
+    if not catalogue.data:
+        return  # a bare settings mapping (no stage specs): nothing declares data keys
+    for key in data:
+        if key not in catalogue.data:
+            known = sorted(catalogue.data)
+            suggestion = closest(key, known)
+            hint = f"did you mean '{suggestion}'?" if suggestion else f"known data tables: {', '.join(known)}"
+            raise SchemaError(f"data.{key}", "unknown data table (no loaded stage reads it)", hint)
 
 
 def validate_stage_table(name: str, table: dict[str, Any], schemas: Mapping[str, type | None]) -> dict[str, Any]:

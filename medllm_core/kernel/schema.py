@@ -248,7 +248,11 @@ def describe_settings(cls: type) -> list[SettingField]:
         nested = tuple(describe_settings(inner)) if kind == "table" else None
         if nested is not None:
             default = None
-        described.append(SettingField(name=f.name, type=describe_type(tp), kind=kind, default=default,
-                                      choices=choices_of(inner), help=str(f.metadata.get("help", "")),
+        choices, type_text = choices_of(inner), describe_type(tp)
+        # A string whose valid values come from an installed library (option(..., choices=callable)).
+        if choices is None and callable(f.metadata.get("choices")) and (found := f.metadata["choices"]()):
+            kind, choices, type_text = "choice", tuple(found), "one of " + ", ".join(map(str, found))
+        described.append(SettingField(name=f.name, type=type_text, kind=kind, default=default,
+                                      choices=choices, help=str(f.metadata.get("help", "")),
                                       optional=optional, nested=nested))
     return described

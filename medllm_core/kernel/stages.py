@@ -123,6 +123,8 @@ class StageSpec:
     requires: tuple[str, ...] = ()  # must have succeeded, else this stage is skipped
     after: tuple[str, ...] = ()  # ordering only: run after these when they are present
     settings: type | None = None  # dataclass of the stage's [stages.<name>] options
+    # The [data.<key>] tables this stage reads: a table no loaded stage declares is a typo, rejected at load.
+    data: tuple[str, ...] = ()
     # Environment variables that override a settings field ("ENABLE_LLM_JUDGE" -> "use_llm").
     env: Mapping[str, str] = field(default_factory=dict)
     # Older profile keys that still set a settings field ("judges.llm_judge" -> "use_llm").

@@ -42,8 +42,9 @@ def _run(ctx: StageContext) -> StageResult:
 def _check_inputs(ctx: StageContext) -> None:
     # Same preference file as DPO/SimPO: reject a malformed one before any stage trains.
     if ctx.gate.training_allowed:
-        from medllm_core.api import check_preference_inputs
+        from medllm_core.api import check_preference_inputs, check_training_settings
 
+        check_training_settings(ctx)  # schedule and max_length against transformers and the model's config
         check_preference_inputs(ctx)
 
 
@@ -59,6 +60,7 @@ def register_stages(register: Callable[[StageSpec], None]) -> None:
         consumes=consumes(ArtifactKind.ADAPTER, stage="sft"),
         produces=(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS),
         settings=ORPOSettings,
+        data=("preference",),  # the [data.*] table it reads: declared, so the profile loader accepts it
         description="ORPO from the SFT model (TRL ORPOTrainer; reference-free, plugin example)",
         describe_plan=describe_training_plan,
         check_inputs=_check_inputs,

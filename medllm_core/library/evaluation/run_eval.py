@@ -37,14 +37,12 @@ from medllm_core.library.evaluation.protocols import (
     shots_for,
 )
 from medllm_core.library.evaluation.scoring import comparisons, summarise_variant
-from medllm_core.library.evaluation.settings import EvalSettings
+from medllm_core.library.evaluation.settings import DEV_DATA_KEY, EVAL_DATA_KEYS, EvalSettings
 from medllm_core.library.evaluation.variant_cache import VariantAnswers, load_answers, store_answers, variant_key
 from medllm_core.library.evaluation.variant_models import VariantModels
 from medllm_core.library.evaluation.variants import Variant, check_variant_names, variants_to_evaluate
 from medllm_core.library.report_paths import ReportPaths
 
-EVAL_DATA_KEYS = ("eval_mcq", "eval_open", "eval_safety")
-DEV_DATA_KEY = "eval_dev"  # solved examples for k-shot prompting
 GPU_BATCH_ITEMS, CPU_BATCH_ITEMS = 256, 8
 
 

@@ -8,6 +8,10 @@ from typing import Literal
 from medllm_core.kernel.schema import SchemaError, option
 from medllm_core.library.judges.settings import JudgeEndpoint
 
+# The [data.*] tables the evaluation reads.
+EVAL_DATA_KEYS = ("eval_mcq", "eval_open", "eval_safety")
+DEV_DATA_KEY = "eval_dev"  # solved examples for k-shot prompting
+
 # "both": generate is the primary protocol (its numbers head the report), loglik is reported next to it.
 Protocol = Literal["generate", "loglik", "both"]
 OnBadItems = Literal["report", "fail"]

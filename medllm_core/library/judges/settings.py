@@ -35,16 +35,18 @@ class JudgeEndpoint:
                                         "items at once")
 
     def validate(self, prefix: str) -> None:
-        checks = {"timeout_s": math.isfinite(self.timeout_s) and self.timeout_s > 0,
-                  "max_retries": self.max_retries >= 0, "max_concurrency": self.max_concurrency >= 1,
-                  "backoff_base_s": math.isfinite(self.backoff_base_s) and self.backoff_base_s >= 0,
-                  "max_tokens": self.max_tokens >= 1, "circuit_breaker": self.circuit_breaker >= 0,
-                  "max_total_retries": self.max_total_retries >= 0}
-        for name, ok in checks.items():
+        # name -> (within range, the rule, the nearest valid value)
+        checks = {"timeout_s": (math.isfinite(self.timeout_s) and self.timeout_s > 0, "> 0", 60.0),
+                  "max_retries": (self.max_retries >= 0, ">= 0", 0),
+                  "max_concurrency": (self.max_concurrency >= 1, ">= 1", 1),
+                  "backoff_base_s": (math.isfinite(self.backoff_base_s) and self.backoff_base_s >= 0, ">= 0", 0.0),
+                  "max_tokens": (self.max_tokens >= 1, ">= 1", 1),
+                  "circuit_breaker": (self.circuit_breaker >= 0, ">= 0 (0 = never)", 0),
+                  "max_total_retries": (self.max_total_retries >= 0, ">= 0", 0)}
+        for name, (ok, rule, nearest) in checks.items():
             if not ok:
-                raise SchemaError(f"{prefix}.{name}" if prefix else name, "out of range",
-                                  "timeout_s > 0, max_retries >= 0, max_concurrency >= 1, backoff_base_s >= 0, "
-                                  "max_tokens >= 1, circuit_breaker >= 0, max_total_retries >= 0")
+                raise SchemaError(f"{prefix}.{name}" if prefix else name,
+                                  f"must be {rule}, got {getattr(self, name)!r}", f"nearest valid value: {nearest}")
 
 
 @dataclass

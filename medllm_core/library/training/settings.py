@@ -6,16 +6,19 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from medllm_core.kernel.schema import SchemaError, option
+from medllm_core.kernel.schema import SchemaError, closest, option
+from medllm_core.library.training.library_names import dpo_loss_types, scheduler_names
 
-# Schedules transformers builds without extra arguments.
-LrScheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts",
-                      "polynomial", "inverse_sqrt"]
 LossGuardFallback = Literal["fp32", "lower_lr", "auto", "none"]
 Optimize = Literal["auto", "off"]
-# TRL's DPOConfig.loss_type values.
-DPOLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+
+
+def require_known_name(value: str, known: tuple[str, ...] | None, key: str, library: str) -> None:
+    """``value`` must be one of the names the installed ``library`` accepts (no check without the library)."""
+    if known is not None and value not in known:
+        guess = closest(value, known)
+        raise SchemaError(key, f"{library} has no '{value}'; known: {', '.join(known)}",
+                          f"did you mean '{guess}'?" if guess else None)
 
 
 def require_positive(instance: Any, prefix: str, *names: str) -> None:
@@ -36,7 +39,8 @@ class TrainingSettings:
     max_length: int = option(2048, "longest example in tokens; longer ones are truncated")
     seed: int | None = option(None, "random seed; unset: the profile's run.seed (same seed across methods)")
     warmup_ratio: float = option(0.03, "fraction of the steps spent warming the learning rate up, in [0, 1)")
-    lr_scheduler: LrScheduler = option("cosine", "learning-rate schedule after warm-up")
+    lr_scheduler: str = option("cosine", "learning-rate schedule after warm-up (transformers' SchedulerType)",
+                               choices=scheduler_names)
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_grad_norm: float = option(1.0, "gradient clipping norm")
     save_steps: int = option(100, "write a checkpoint every this many steps")
@@ -67,6 +71,8 @@ class TrainingSettings:
             raise SchemaError(f"{prefix}.oom_max_retries", "retry counts must be >= 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise SchemaError(f"{prefix}.warmup_ratio", "must be in [0, 1)")
+        require_known_name(self.lr_scheduler, scheduler_names(), f"{prefix}.lr_scheduler",
+                           "transformers' SchedulerType")
         if self.memory_budget_gib < 0:
             raise SchemaError(f"{prefix}.memory_budget_gib", "must be >= 0 (0 = the whole card)")
 
@@ -95,7 +101,11 @@ class PreferenceSettings(TrainingSettings):
 
 @dataclass
 class DPOSettings(PreferenceSettings):
-    loss_type: DPOLoss = option("sigmoid", "TRL's DPO loss variant")
+    loss_type: str = option("sigmoid", "TRL's DPO loss variant (DPOConfig.loss_type)", choices=dpo_loss_types)
+
+    def validate(self, prefix: str) -> None:
+        super().validate(prefix)
+        require_known_name(self.loss_type, dpo_loss_types(), f"{prefix}.loss_type", "TRL's DPOConfig.loss_type")
 
 
 @dataclass
