@@ -23,6 +23,8 @@ from medllm_core.library.memory_estimate import MemoryEstimate, ModelShape, Trai
 
 BUDGET_FRACTION = 0.90  # of the card (or the profile's memory_budget_gib): allocator slack and fragmentation
 MAX_PACKED_ROWS = 16
+# Larger preference micro-batches gain little once the card is busy and lengthen the packed row past what was benched.
+MAX_PREFERENCE_MICRO_BATCH = 16
 MIN_EFFICIENT_TOKENS = 768  # throughput proxy: a micro-step of T tokens runs at T / (T + 768) of full speed
 
 
@@ -135,6 +137,12 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             target = micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example
             most = max(1, min(MAX_PACKED_ROWS, math.ceil(target / max_length)))
         candidates = [(rows, rows * max_length) for rows in range(1, most + 1)]
+        if mean_tokens_per_example:
+            # A method comparison needs the optimizer step the profile asked for: keep only row counts whose
+            # packed step lands within 10% of the profile's tokens per step (all of them when none can).
+            close = [(rows, tokens) for rows, tokens in candidates if _step_error(
+                rows, max_length, micro_batch_size, gradient_accumulation_steps, mean_tokens_per_example) <= 0.10]
+            candidates = close or candidates
     else:
         plan.padding_free = True
         plan.decide("padding_free", "pairs/examples run through the decoder as one packed row: no compute on padding")
@@ -145,11 +153,13 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             plan.decide("reference_logps", "reference forward inside each step, padding-free like the policy "
                         "(precomputing them was measured slower end-to-end on an H100)")
         seqs = 2 if method in ("dpo", "simpo") else 1
-        # the profile's micro-batch, or halvings of it (accumulation doubles: the effective batch stays)
+        # Every split of the profile's examples per optimizer step: micro-batches that divide it, larger ones
+        # first (fewer, fuller micro-steps use a big card), smaller ones when the budget needs them. The
+        # effective batch stays exactly what the profile asked for.
         smallest = 2 if method == "kto" else 1
-        sizes = [micro_batch_size]
-        while sizes[-1] // 2 >= smallest and sizes[-1] % 2 == 0:
-            sizes.append(sizes[-1] // 2)
+        effective = micro_batch_size * gradient_accumulation_steps
+        sizes = sorted((mb for mb in range(smallest, min(effective, MAX_PREFERENCE_MICRO_BATCH) + 1)
+                        if effective % mb == 0), reverse=True) or [micro_batch_size]
         candidates = [(mb, worst_tokens(mb) if worst_tokens else mb * seqs * max_length) for mb in sizes]
 
     best: tuple[float, int, int, int, MemoryEstimate] | None = None
@@ -166,10 +176,12 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                 best = (score, rows, tokens, checkpointed, estimate)
             break  # fewer checkpointed layers never fit worse: the first that fits is the best for this size
     if best is None:
-        rows, tokens = candidates[0]
+        rows, tokens = min(candidates, key=lambda candidate: candidate[1])  # the smallest micro-step there is
         estimate = estimate_peak(shape, _shape(method, tokens, layers, **common))
         plan.gradient_checkpointing, plan.uncheckpointed_layers = True, 0
         plan.micro_batch_size = rows
+        if method != "sft":
+            plan.gradient_accumulation_steps = gradient_accumulation_steps * micro_batch_size // rows
         plan.estimate = estimate
         plan.decide("memory_plan", f"even with every layer checkpointed the estimate {estimate.describe()} exceeds "
                     f"the {budget:.1f} GiB budget; starting there and relying on the OOM retries",
@@ -182,8 +194,12 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     plan.micro_batch_size = rows
     if method != "sft" and rows != micro_batch_size:
         plan.gradient_accumulation_steps = gradient_accumulation_steps * micro_batch_size // rows
+        why = "grown to use the card" if rows > micro_batch_size else "does not fit the budget"
         plan.decide("micro_batch", f"micro-batch {rows} × accumulation {plan.gradient_accumulation_steps} "
-                    f"(the profile's {micro_batch_size} × {gradient_accumulation_steps} does not fit the budget)")
+                    f"(the profile's {micro_batch_size} × {gradient_accumulation_steps} {why}; the same "
+                    f"{micro_batch_size * gradient_accumulation_steps} examples per optimizer step)",
+                    asked=[micro_batch_size, gradient_accumulation_steps],
+                    chosen=[rows, plan.gradient_accumulation_steps])
     if method == "sft":
         plan.gradient_accumulation_steps = _accumulation_for_tokens(
             rows, max_length, micro_batch_size, gradient_accumulation_steps, mean_tokens_per_example)
@@ -193,7 +209,10 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                        f"profile's ~{micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example:,.0f} "
                        f"({micro_batch_size} × {gradient_accumulation_steps} examples)"
                        if mean_tokens_per_example else ""),
-                    rows=rows, tokens_per_micro_step=tokens)
+                    rows=rows, tokens_per_micro_step=tokens,
+                    asked_tokens_per_step=round(micro_batch_size * gradient_accumulation_steps
+                                                * (mean_tokens_per_example or 0)) or None,
+                    chosen_tokens_per_step=rows * max_length * plan.gradient_accumulation_steps)
     plan.decide("activation_checkpointing",
                 "off: the step fits without it" if not checkpointed else
                 f"on for {checkpointed} of {layers} layers (the rest keep their activations): needed to fit",
@@ -201,6 +220,13 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     plan.decide("memory_plan", f"estimated peak {estimate.describe()} within the {budget:.1f} GiB budget",
                 estimate=estimate.as_dict(), budget_gib=round(budget, 2))
     return plan
+
+
+def _step_error(rows: int, max_length: int, micro_batch: int, accumulation: int, mean_tokens: float) -> float:
+    """Relative distance of a packed step's tokens from the profile's tokens per optimizer step."""
+    target = micro_batch * accumulation * mean_tokens
+    chosen = rows * max_length * _accumulation_for_tokens(rows, max_length, micro_batch, accumulation, mean_tokens)
+    return abs(chosen - target) / target
 
 
 def _accumulation_for_tokens(rows: int, max_length: int, micro_batch: int, accumulation: int,
