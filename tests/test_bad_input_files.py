@@ -237,3 +237,103 @@ def test_good_file_still_passes(tmp_path: Path) -> None:
     result = cli(["data", "check", str(SFT_SAMPLE)], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "result: OK" in result.stdout
+
+
+# --- every [data.*] table through one code path: path and dataset_info + dataset_name -----
+
+SFT_ROWS = [{"instruction": f"问题 {i}", "input": "", "output": f"回答 {i}"} for i in range(4)]
+PREF_ROWS = [{"instruction": f"问题 {i}", "input": "", "chosen": f"好 {i}", "rejected": f"坏 {i}"} for i in range(4)]
+KTO_ROWS = [{"instruction": f"问题 {i}", "input": "", "output": f"回答 {i}", "kto_tag": i % 2 == 0}
+            for i in range(6)]
+MCQ_ROWS = [{"id": f"q{i}", "question": f"题 {i}", "options": {"A": "甲", "B": "乙"}, "answer": "A"} for i in range(3)]
+INFO = {
+    "my_sft": {"file_name": "sft.jsonl"},
+    "my_pref": {"file_name": "pref.jsonl", "ranking": True,
+                "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}},
+    "my_kto": {"file_name": "kto.jsonl",
+               "columns": {"prompt": "instruction", "query": "input", "response": "output", "kto_tag": "kto_tag"}},
+    "my_mcq": {"file_name": "mcq.jsonl"},
+}
+
+
+def write_lf_folder(folder: Path) -> Path:
+    """A LLaMA-Factory style data folder: four files and their dataset_info.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("sft", SFT_ROWS), ("pref", PREF_ROWS), ("kto", KTO_ROWS), ("mcq", MCQ_ROWS)):
+        write_jsonl(folder / f"{name}.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows])
+    info = folder / "dataset_info.json"
+    info.write_text(json.dumps(INFO), encoding="utf-8")
+    return info
+
+
+def profile_of(folder: Path, tables: dict[str, dict[str, str]]):
+    from medllm_core.kernel.profile import DataSection, Profile
+
+    profile = Profile()
+    profile.source_path = folder / "profile.toml"
+    profile.data = {key: DataSection(**table) for key, table in tables.items()}
+    return profile
+
+
+@pytest.mark.parametrize(("key", "loader", "file", "entry"), [
+    ("sft", "sft", "sft.jsonl", "my_sft"),
+    ("preference", "preference", "pref.jsonl", "my_pref"),
+    ("kto", "kto", "kto.jsonl", "my_kto"),
+])
+def test_training_tables_resolve_the_same_both_ways(key: str, loader: str, file: str, entry: str,
+                                                    tmp_path: Path) -> None:
+    from medllm_core.library.data import data_source
+
+    write_lf_folder(tmp_path)
+    profile = profile_of(tmp_path, {"by_path": {"path": file}, "by_info": {"dataset_info": "dataset_info.json",
+                                                                           "dataset_name": entry}})
+    by_path, by_info = data_source(profile, "by_path"), data_source(profile, "by_info")
+    assert by_path.file == by_info.file == str(tmp_path / file)
+    rows_path, rows_info = by_path.load(loader), by_info.load(loader)
+    assert rows_info.stage == rows_path.stage == loader
+    assert not rows_path.derived_from_preference and not rows_info.derived_from_preference
+    assert rows_info.rows == rows_path.rows
+    assert len(rows_info.rows) == {"sft": 4, "preference": 4, "kto": 6}[key]
+
+
+def test_eval_mcq_resolves_the_same_both_ways(tmp_path: Path) -> None:
+    from medllm_core.library.data import data_source
+    from medllm_core.library.evaluation.mcq import load_mcq_file
+
+    write_lf_folder(tmp_path)
+    profile = profile_of(tmp_path, {"eval_mcq": {"path": "mcq.jsonl"},
+                                    "eval_dev": {"dataset_info": str(tmp_path), "dataset_name": "my_mcq"}})
+    by_path, by_info = data_source(profile, "eval_mcq"), data_source(profile, "eval_dev")
+    assert by_path.file == by_info.file == str(tmp_path / "mcq.jsonl")
+    items_path, items_info = load_mcq_file(by_path.file, "auto")[0], load_mcq_file(by_info.file, "auto")[0]
+    assert [i.id for i in items_path] == [i.id for i in items_info] == ["q0", "q1", "q2"]
+
+
+def test_dataset_name_without_dataset_info_is_not_skipped(tmp_path: Path) -> None:
+    from medllm_core.kernel.errors import DataError
+    from medllm_core.library.data import data_source
+
+    profile = profile_of(tmp_path, {"eval_mcq": {"dataset_name": "my_mcq"}})
+    source = data_source(profile, "eval_mcq")
+    assert source is not None
+    with pytest.raises(DataError, match="dataset_info and dataset_name must be given together"):
+        source.file  # noqa: B018  (the property reads the entry)
+
+
+def test_kto_table_via_dataset_info_is_what_kto_trains_on(tmp_path: Path) -> None:
+    """Before: [data.kto] given through dataset_info was ignored and KTO used rows derived from the pairs."""
+    from medllm_core.testing import run_pipeline
+
+    info = write_lf_folder(tmp_path / "lf")
+    run = run_pipeline(tmp_path / "out", only=["sft", "kto"], sft_steps=2, overrides={
+        "data.kto.dataset_info": str(info), "data.kto.dataset_name": "my_kto",
+        "stages.kto.max_steps": 2, "stages.kto.save_steps": 2,
+    })
+    assert run.exit_code == 0, run.message
+    kto_file = str(tmp_path / "lf" / "kto.jsonl")
+    decisions = {e["kind"]: e for e in run.events("decision", stage="kto")}
+    assert "kto_data_derived" not in decisions, decisions
+    assert decisions["kto_data_file"]["facts"]["source"] == kto_file
+    assert decisions["kto_data_file"]["facts"]["rows"] == len(KTO_ROWS)
+    metrics = json.loads(next(run.output_root.rglob("kto_metrics.json")).read_text(encoding="utf-8"))
+    assert metrics["data"]["path"] == kto_file
