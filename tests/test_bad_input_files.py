@@ -337,3 +337,11 @@ def test_kto_table_via_dataset_info_is_what_kto_trains_on(tmp_path: Path) -> Non
     assert decisions["kto_data_file"]["facts"]["rows"] == len(KTO_ROWS)
     metrics = json.loads(next(run.output_root.rglob("kto_metrics.json")).read_text(encoding="utf-8"))
     assert metrics["data"]["path"] == kto_file
+
+
+def test_file_whose_only_row_has_a_nul(tmp_path: Path) -> None:
+    """Every row refused while reading: one located error, not an IndexError."""
+    data = write_jsonl(tmp_path / "only.jsonl", [NUL_ROW])
+    error = one_error_line(cli(["data", "check", str(data)], tmp_path))
+    assert f"error: {data}:1, key 'messages[1].content': no usable rows" in error
+    assert "NUL character" in error
