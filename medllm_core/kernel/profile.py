@@ -31,6 +31,7 @@ from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the publ
     set_dotted,
 )
 from medllm_core.kernel.schema import SchemaError, build, closest, coerce, to_table
+from medllm_core.kernel.user_files import read_user_text
 
 MODEL_TIERS = ("tiny", "7b", "14b")
 TRAINING_DATA_FORMATS = ("messages", "sharegpt", "alpaca", "preference", "kto")
@@ -232,7 +233,7 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError("profile not found", Location(file=str(path)), hint=_profile_hint(path))
     if path.is_dir():
         raise ConfigError("profile path is a folder, expected a .toml file", Location(file=str(path)))
-    text = path.read_text(encoding="utf-8")
+    text = read_user_text(path, "profile")  # FIFOs refused unopened; non-UTF-8 named with its line
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:

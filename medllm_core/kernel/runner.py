@@ -27,11 +27,12 @@ from medllm_core.kernel.gate import GateVerdict
 from medllm_core.kernel.graph import plan_stages
 from medllm_core.kernel.hardware import HardwareInfo, choose_precision, probe_hardware
 from medllm_core.kernel.plugin_manager import StageRegistry
-from medllm_core.kernel.profile import Profile, dump_profile
+from medllm_core.kernel.profile import Profile, dump_profile, profile_location
 from medllm_core.kernel.report_paths import runs_dir
 from medllm_core.kernel.resume import PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
 from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
+from medllm_core.kernel.user_files import check_output_root
 
 
 @dataclass
@@ -44,6 +45,9 @@ class RunOutcome:
 
 def new_run_info(profile: Profile, run_dir: Path | None = None) -> RunInfo:
     output_dir = profile.output_dir
+    # Before any folder is made: a file here would fail later as NotADirectoryError.
+    check_output_root(output_dir, profile_location(profile, "output_root"),
+                      profile.sources.get("output_root", "file"))
     if run_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id = f"{stamp}-{profile.name}-{os.getpid()}"

@@ -73,6 +73,10 @@ def load_dataset_file(path: PathArg, stage: str, fmt: str = "auto", *,
     raw, read_problems = read_records(path)
     if not raw and not read_problems:
         raise DataError("empty data file: no rows", Location(file))
+    if not raw:  # every row was refused while reading (bad JSON line, lone surrogate, NUL, too deep)
+        first = read_problems[0]
+        raise DataError(f"no usable rows: all {len(read_problems)} rows have errors; first: {first.message}",
+                        first.location)
     chosen = declared or _detect(raw, stage, file)
     if chosen.stage not in accepted_stages(stage):
         raise DataError(f"this is {chosen.stage} data (format '{chosen.name}') but stage "

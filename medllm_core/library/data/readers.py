@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.errors import DataError, Location
+from medllm_core.kernel.user_files import read_user_text
 from medllm_core.library.data.model import ERROR, Problem
+
+MAX_JSON_DEPTH = 100  # conversations nest ~4 levels; deeper is a broken or hostile file
+TOO_DEEP = "invalid JSON: nested too deeply (Python's parser stops near 1000 levels)"
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json joins valid pairs, so any left is unpaired
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,8 @@ class RawRow:
 def read_text(path: str | os.PathLike[str], what: str = "data file") -> str:
     """Return the UTF-8 text of ``path`` or raise a located ``DataError``.
 
-    A UTF-8 BOM is dropped (Windows editors add it, ``json`` rejects it).
+    A UTF-8 BOM is dropped (Windows editors add it, ``json`` rejects it). FIFOs
+    and devices are refused before they are opened (a FIFO would block forever).
     """
     file = str(path)
     target = Path(path)
@@ -38,27 +44,22 @@ def read_text(path: str | os.PathLike[str], what: str = "data file") -> str:
         raise DataError(f"{what} not found", Location(file=file))
     if target.is_dir():
         raise DataError(f"{what} is a directory, expected a .json or .jsonl file", Location(file))
-    try:
-        data = target.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {what}: {exc.strerror or exc}", Location(file)) from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"{what} is not UTF-8 text ({exc.reason}); expected JSON or JSON Lines",
-            Location(file, line),
-        ) from exc
+    return read_user_text(target, what, DataError)
 
 
 def read_json_document(path: str | os.PathLike[str], what: str = "file") -> Any:
     """Parse a whole file as one JSON document (used for ``dataset_info.json``)."""
     text = read_text(path, what)
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(_json_message(exc), Location(str(path), exc.lineno)) from exc
+    except RecursionError:
+        raise DataError(TOO_DEEP, Location(str(path), 1)) from None
+    found = bad_value(value)
+    if found is not None:
+        raise DataError(found[1], Location(str(path), 1, found[0]))
+    return value
 
 
 def read_records(path: str | os.PathLike[str]) -> tuple[list[RawRow], list[Problem]]:
@@ -75,11 +76,11 @@ def read_records(path: str | os.PathLike[str]) -> tuple[list[RawRow], list[Probl
     if start == len(text):
         return [], []
     if text[start] == "[":
-        return _read_array(text, start, file), []
+        return screen_rows(_read_array(text, start, file), [], file)
     if text[start] == "{" and not file.endswith(".jsonl"):
         single = _read_single_object(text, start)
         if single is not None:
-            return [single], []
+            return screen_rows([single], [], file)
     rows, problems = _read_lines(text, file)
     if not rows:
         first = problems[0]
@@ -88,7 +89,62 @@ def read_records(path: str | os.PathLike[str]) -> tuple[list[RawRow], list[Probl
             Location(file, first.line),
             hint="expected a JSON array of objects or one JSON object per line",
         )
-    return rows, problems
+    return screen_rows(rows, problems, file)
+
+
+def screen_rows(rows: list[RawRow], problems: list[Problem],
+                file: str) -> tuple[list[RawRow], list[Problem]]:
+    """Move rows holding text no tokenizer can take (see ``bad_value``) into ``problems``."""
+    kept: list[RawRow] = []
+    for row in rows:
+        found = bad_value(row.value)
+        if found is None:
+            kept.append(row)
+        else:
+            problems.append(Problem(file, row.line, found[0], found[1], ERROR))
+    problems.sort(key=lambda p: p.line or 0)
+    return kept, problems
+
+
+def bad_value(value: Any) -> tuple[str | None, str] | None:
+    """First (key path, message) of a string the pipeline cannot use, or ``None``.
+
+    JSON escapes can spell what UTF-8 cannot: a lone surrogate (``"\\ud800"``)
+    passes ``json.loads`` and then kills tokenisation or writing with
+    ``UnicodeEncodeError``; a NUL ends strings in C code. Nesting deeper than
+    ``MAX_JSON_DEPTH`` is refused too (no data format needs it). Iterative, so
+    deep values cannot overflow the stack here.
+    """
+    stack: list[tuple[Any, str | None, int]] = [(value, None, 0)]
+    while stack:
+        item, key, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return key, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, str):
+            message = _bad_text(item)
+            if message:
+                return key, message
+        elif isinstance(item, dict):
+            for name, child in reversed(list(item.items())):
+                child_key = f"{key}.{name}" if key else str(name)
+                message = _bad_text(str(name))
+                if message:
+                    return child_key, f"{message} (in the key name)"
+                stack.append((child, child_key, depth + 1))
+        elif isinstance(item, list):
+            for index in range(len(item) - 1, -1, -1):
+                stack.append((item[index], f"{key or ''}[{index}]", depth + 1))
+    return None
+
+
+def _bad_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL character (\\u0000) in a string; remove it"
+    found = _SURROGATE.search(text)
+    if found:
+        return (f"unpaired surrogate \\u{ord(found.group()):04x} in a string: not valid Unicode "
+                "(a cut emoji or a mis-encoded export?); fix or remove it")
+    return None
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -111,8 +167,8 @@ def _read_single_object(text: str, start: int) -> RawRow | None:
     """A ``.json`` file holding exactly one object (else ``None``: try JSONL)."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
-        return None
+    except (json.JSONDecodeError, RecursionError):
+        return None  # JSON Lines reading then reports the line
     return RawRow(text.count("\n", 0, start) + 1, value)
 
 
@@ -128,6 +184,8 @@ def _read_lines(text: str, file: str) -> tuple[list[RawRow], list[Problem]]:
             rows.append(RawRow(number, json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append(Problem(file, number, None, _json_message(exc), ERROR))
+        except RecursionError:
+            problems.append(Problem(file, number, None, TOO_DEEP, ERROR))
     return rows, problems
 
 
@@ -154,6 +212,8 @@ def _read_array(text: str, start: int, file: str) -> list[RawRow]:
                 value, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
                 raise DataError(_json_message(exc), Location(file, exc.lineno)) from exc
+            except RecursionError:
+                raise DataError(TOO_DEEP, Location(file, line_at(pos))) from None
             rows.append(RawRow(line_at(pos), value))
             pos = _skip_ws(text, end)
             if pos >= len(text):

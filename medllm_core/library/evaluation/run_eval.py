@@ -20,6 +20,7 @@ from medllm_core.kernel.fingerprint import file_sha256
 from medllm_core.kernel.graph import method_baseline
 from medllm_core.kernel.profile import profile_location
 from medllm_core.kernel.stages import StageResult
+from medllm_core.library.data import data_source
 from medllm_core.library.data.model import ERROR, Problem
 from medllm_core.library.evaluation.batching import token_budget
 from medllm_core.library.evaluation.generation import chat_prompt_ids, end_token_ids, generate
@@ -51,8 +52,8 @@ def eval_dir(ctx: StageContext) -> Path:
 
 
 def _data_path(ctx: StageContext, key: str) -> str | None:
-    section = ctx.profile.data.get(key)
-    return str(ctx.profile.resolve_path(section.path)) if section is not None and section.path else None
+    source = data_source(ctx.profile, key)  # path or dataset_info + dataset_name, like training data
+    return source.file if source is not None else None
 
 
 def _data_format(ctx: StageContext, key: str) -> str:

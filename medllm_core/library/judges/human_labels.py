@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from medllm_core.kernel.errors import DataError, Location
+from medllm_core.kernel.user_files import read_user_text
 from medllm_core.library.judges.reliability import cohen_kappa, combine_orders, pairs_from_items, scores_from_items
 
 
@@ -77,12 +78,7 @@ def load_human_labels(path: str | Path, *, allowed_verdicts: Sequence[str] | Non
     """
     path = Path(path)
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError("human labels file not found", Location(file)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read human labels: {exc}", Location(file)) from None
+    text = read_user_text(path, "human labels file", DataError)  # FIFOs refused unopened
     rows: list[tuple[int, Mapping[str, Any]]] = []
     suffix = path.suffix.lower()
     if suffix == ".csv":

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from medllm_core.library.data import data_sources
 from medllm_core.library.thesis.inputs import ReportInputs
 from medllm_core.library.thesis.protocols import item_counts, protocols
 
@@ -50,10 +51,9 @@ def evaluation_summary(results: dict[str, Any] | None) -> dict[str, Any] | None:
 def build_experiment_record(context: Any, inputs: ReportInputs) -> dict[str, Any]:
     profile = context.profile
     data = {}
-    for key, section in profile.data.items():
-        if section.path:
-            path = str(profile.resolve_path(section.path))
-            data[key] = {"path": path, "format": section.format, "sha256": file_sha256(path)}
+    for source in data_sources(profile):  # path or dataset_info + dataset_name alike
+        path = source.file
+        data[source.key] = {"path": path, "format": source.format, "sha256": file_sha256(path)}
     return {
         "run_id": context.run.run_id,
         # A smoke test's numbers test the pipeline: said first, so nobody cites them.

@@ -6,22 +6,19 @@ from typing import Any
 
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.errors import ConfigError, Location
-from medllm_core.library.data import load_dataset_file, require_valid
+from medllm_core.library.data import data_source, require_valid
 
 
 def load_stage_rows(ctx: StageContext, data_key: str, loader_stage: str) -> tuple[list[dict], dict[str, Any]]:
     profile = ctx.profile
-    section = profile.data.get(data_key)
-    if section is None or not section.path and not section.dataset_info:
+    source = data_source(profile, data_key)
+    if source is None:
         raise ConfigError(
-            f"stage '{ctx.name}' needs training data but the profile has no [data.{data_key}] path",
+            f"stage '{ctx.name}' needs training data but the profile has no [data.{data_key}] path "
+            "(or dataset_info + dataset_name)",
             Location(file=str(profile.source_path), key=f"data.{data_key}.path"),
         )
-    dataset_info = str(profile.resolve_path(section.dataset_info)) if section.dataset_info else None
-    path = str(profile.resolve_path(section.path)) if section.path else ""
-    loaded = require_valid(load_dataset_file(
-        path, loader_stage, section.format, dataset_info=dataset_info, dataset_name=section.dataset_name or None,
-    ))
+    loaded = require_valid(source.load(loader_stage))
     facts = {
         "path": loaded.path,
         "format": loaded.format,
@@ -29,6 +26,11 @@ def load_stage_rows(ctx: StageContext, data_key: str, loader_stage: str) -> tupl
         "warnings": len([p for p in loaded.problems if p.severity == "warning"]),
     }
     return loaded.rows, facts
+
+
+def has_data(ctx: StageContext, data_key: str) -> bool:
+    """Whether ``[data.<data_key>]`` names data, as ``path`` or through ``dataset_info``."""
+    return data_source(ctx.profile, data_key) is not None
 
 
 def check_stage_data(ctx: StageContext, data_key: str, loader_stage: str) -> None:

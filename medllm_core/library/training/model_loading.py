@@ -7,12 +7,13 @@ from typing import Any
 
 from medllm_core.kernel.context import StageContext
 from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.library.data import data_sources
 from medllm_core.library.tiny_model import ensure_tiny_model, is_tiny_model
 
 
 def corpus_files(ctx: StageContext) -> list[Path]:
     """Every data file the profile names: the tiny tokenizer is trained on them."""
-    return sorted({ctx.profile.resolve_path(d.path) for d in ctx.profile.data.values() if d.path})
+    return sorted({Path(s.file) for s in data_sources(ctx.profile)})
 
 
 def resolve_model_path(ctx: StageContext) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from medllm_core.kernel.context import StageContext
 from medllm_core.library.data import LoadedData, derive_kto_from_preference
-from medllm_core.library.training.data_inputs import load_stage_rows
+from medllm_core.library.training.data_inputs import has_data, load_stage_rows
 
 
 def split_rows(rows: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -36,8 +36,11 @@ def preference_train_rows(ctx: StageContext) -> tuple[list[dict], dict[str, Any]
 
 def kto_train_rows(ctx: StageContext) -> tuple[list[dict], dict[str, Any]]:
     """``[data.kto]`` when given; otherwise derived from the preference split (and recorded as such)."""
-    if "kto" in ctx.profile.data and ctx.profile.data["kto"].path:
-        return load_stage_rows(ctx, "kto", "kto")
+    if has_data(ctx, "kto"):
+        rows, facts = load_stage_rows(ctx, "kto", "kto")
+        ctx.decide("kto_data_file", f"[data.kto]: {len(rows)} KTO rows from {facts['path']} ({facts['format']})",
+                   rows=len(rows), source=facts["path"], format=facts["format"])
+        return rows, facts
     pairs, facts = preference_train_rows(ctx)
     source = LoadedData(path=facts["path"], format=facts["format"], stage="preference", rows=pairs,
                         source_lines=[0] * len(pairs), problems=[])
@@ -54,7 +57,7 @@ def check_preference_inputs(ctx: StageContext) -> None:
 
 
 def check_kto_inputs(ctx: StageContext) -> None:
-    if "kto" in ctx.profile.data and ctx.profile.data["kto"].path:
+    if has_data(ctx, "kto"):
         load_stage_rows(ctx, "kto", "kto")
     else:
         check_preference_inputs(ctx)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.errors import DataError, Location
+from medllm_core.kernel.user_files import read_user_text
 from medllm_core.library.data.model import ERROR, Problem
-from medllm_core.library.data.readers import RawRow, read_records
+from medllm_core.library.data.readers import RawRow, read_records, screen_rows
 
 FOLDER_SUFFIXES = (".csv", ".json", ".jsonl")
 # C-Eval names its files "<subject>_val.csv" / "_dev" / "_test"; the split is not part of the subject.
@@ -44,17 +45,8 @@ def file_stem(path: Path) -> tuple[str, bool]:
 
 
 def _decode(path: Path) -> str:
-    file = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read benchmark file: {exc.strerror or exc}", Location(file)) from exc
-    try:
-        return data.decode("utf-8-sig")  # the BOM Excel writes in front of CSVs is dropped
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"CSV file is not UTF-8 text ({exc.reason})", Location(file, line),
-                        hint="save it as UTF-8 (e.g. from a GBK export)") from exc
+    """UTF-8 text (the BOM Excel writes in front of CSVs is dropped); FIFOs refused unopened."""
+    return read_user_text(path, "benchmark file", DataError)
 
 
 def read_csv(path: Path) -> tuple[list[RawRow], list[Problem]]:
@@ -79,7 +71,7 @@ def read_csv(path: Path) -> tuple[list[RawRow], list[Problem]]:
                 rows.append(RawRow(line, dict(zip(header, cells, strict=True))))
     except csv.Error as exc:
         raise DataError(f"invalid CSV: {exc}", Location(file, reader.line_num)) from exc
-    return rows, problems
+    return screen_rows(rows, problems, file)  # NUL characters: the same check as JSON data
 
 
 def _read_one(path: Path, in_folder: bool) -> tuple[list[SourceRow], list[Problem]]:
