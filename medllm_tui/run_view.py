@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel import event_records as ev
 from medllm_core.kernel.event_records import Event, parse_event
 from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY, EVENTS_FILE, under_output_root
+from medllm_core.kernel.resume_command import resume_command
 
 LOG_TAIL = 500  # lines kept for the scrollable log; older ones are in events.jsonl
 
@@ -58,6 +60,8 @@ class DecisionView:
 class RunView:
     run_id: str = ""
     profile: str = ""
+    profile_path: str = ""
+    argv: list[str] = field(default_factory=list)
     run_dir: str = ""
     output_dir: str = ""
     pid: int | None = None
@@ -105,6 +109,8 @@ class RunView:
         # A resumed run appends a second run_started: the newest attempt is the live one.
         self.run_id = str(event.run_id)
         self.profile = str(event.profile)
+        self.profile_path = str(event.profile_path or "")
+        self.argv = [str(a) for a in event.argv]
         self.run_dir = str(event.run_dir)
         self.output_dir = str(event.output_dir)
         self.pid = event.pid
@@ -184,6 +190,12 @@ class RunView:
     def strict_pass(self) -> bool | None:
         found = [c for c in self.checks if c.name == "strict_pass"]
         return found[-1].passed if found else None
+
+    def resume_command(self) -> str:
+        """The exact command that continues this run (shown after a stop, a kill or a failure)."""
+        if not self.run_dir:
+            return ""
+        return resume_command(Path(self.run_dir), self.profile_path or None, self.argv)
 
     def report_paths(self) -> dict[str, str]:
         """Where to look once the run is over (the README's output contract)."""

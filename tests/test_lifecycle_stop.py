@@ -7,6 +7,7 @@ A stop arriving at the last step used to label the finished 12/12 stage "failed"
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -54,13 +55,20 @@ def stopped_on_last_step(tmp_path_factory: pytest.TempPathFactory):
                 proc.kill()
                 proc.wait()
     first = all_events(only_run_dir(out))
-    result = run_cli(["--run", PROFILE, "--output-root", str(out), *short_sft(), "--resume"])
-    return out, first, result
+    # Issue 15 item 2: the stop names the exact command; running it (overrides and all) continues the run.
+    message = [e for e in first if e["type"] == "run_finished"][-1]["message"]
+    assert "continue with: medllm-tui " in message, message
+    command = shlex.split(message.split("continue with: ", 1)[1])
+    assert command[-2:] == ["--resume", str(only_run_dir(out))], command
+    stopped_summary = (out / "reports/migration/day1_run_summary.md").read_text()
+    assert f"continue with: {shlex.join(command)}" in stopped_summary  # before the resume rewrites it
+    result = run_cli(command[1:])
+    return out, first, result, command
 
 
 @pytest.mark.slow
 def test_stop_on_the_last_step_finishes_the_stage(stopped_on_last_step):
-    _, first, _ = stopped_on_last_step
+    _, first, _, _ = stopped_on_last_step
     sft = finished(first, "sft")
     assert sft["status"] == "trained", sft
     assert sft["summary"]["steps"] == MAX_STEPS
@@ -68,7 +76,7 @@ def test_stop_on_the_last_step_finishes_the_stage(stopped_on_last_step):
 
 @pytest.mark.slow
 def test_resume_after_a_stop_on_the_last_step_never_exceeds_max_steps(stopped_on_last_step):
-    out, _, result = stopped_on_last_step
+    out, _, result, _ = stopped_on_last_step
     assert result.returncode == 0, result.stdout + result.stderr
     for attempt in attempts(all_events(only_run_dir(out))):
         steps = [e["step"] for e in attempt if e["type"] in ("loss", "progress") and e.get("stage") == "sft"]
@@ -106,3 +114,12 @@ def test_only_a_last_step_checkpoint_means_a_clean_start(tmp_path):
     assert resumable_checkpoint(tmp_path) is None
     fake_checkpoint(tmp_path, 10, -1)  # epoch-based state without a positive max_steps is resumable
     assert resumable_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+
+
+@pytest.mark.slow
+def test_the_printed_resume_command_repeats_the_overrides_and_names_the_folder(stopped_on_last_step):
+    out, first, result, command = stopped_on_last_step
+    assert command[:3] == ["medllm-tui", "--run", PROFILE]
+    assert "stages.sft.max_steps=12" in command and "--output-root" in command
+    resumed = attempts(all_events(only_run_dir(out)))[-1]
+    assert finished(resumed, "sft")["reused"] is True  # the exact command matched the run: nothing changed
