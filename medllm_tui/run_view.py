@@ -32,6 +32,8 @@ class StageView:
     step: int = 0
     total: int | None = None
     reason: str = ""
+    reused: bool = False  # a resume took this stage's earlier result; duration_s is the original one
+    worked_s: float | None = None  # duration of the last attempt that really ran it (kept for a reuse)
 
     def elapsed(self, now: float) -> float | None:
         if self.duration_s is not None:
@@ -118,6 +120,8 @@ class RunView:
         self.hardware = event.hardware_description
         self.started_ts = event.ts
         self.finished = None
+        # Checks are re-run every attempt: only the newest attempt's verdicts are true now.
+        self.checks = []
         self._say(f"run {self.run_id} started (attempt {event.attempt})")
 
     def _on_plan(self, event: ev.Plan, _stage: str) -> None:
@@ -135,13 +139,17 @@ class RunView:
 
     def _on_stage_started(self, event: ev.StageStarted, stage: str) -> None:
         view = self._stage(stage)
+        view.worked_s = view.duration_s if view.duration_s else view.worked_s
         view.state, view.started_ts, view.duration_s = "running", event.ts, None
         self._say(f"▶ {stage}")
 
     def _on_stage_finished(self, event: ev.StageFinished, stage: str) -> None:
         view = self._stage(stage)
         view.state = str(event.status or "done")
-        view.duration_s = event.duration_s
+        # A reused stage took no time in this attempt: keep the duration of the attempt that did the work.
+        view.reused = bool(event.reused)
+        earlier = view.duration_s or view.worked_s
+        view.duration_s = earlier if view.reused and earlier else event.duration_s
         view.reason = str(event.reason or "")
         self._say(f"{stage} {view.state}" + (f": {view.reason}" if view.reason else ""))
         if event.metrics_path:
@@ -156,7 +164,12 @@ class RunView:
 
     def _on_loss(self, event: ev.Loss, stage: str) -> None:
         if isinstance(event.loss, (int, float)):
-            self.losses.setdefault(stage, []).append((int(event.step or 0), float(event.loss)))
+            points = self.losses.setdefault(stage, [])
+            step = int(event.step or 0)
+            # A resume replays the steps after its checkpoint: the newest attempt's points replace them.
+            while points and points[-1][0] >= step:
+                points.pop()
+            points.append((step, float(event.loss)))
 
     def _on_memory(self, event: ev.Memory, _stage: str) -> None:
         self.memory[str(event.device)] = (event.used_gb, event.total_gb)

@@ -42,6 +42,8 @@ def stages_text(view: RunView, now: float) -> str:
         state = "off" if stage.state == "off" else stage.state
         if stage.state == "running" and stage.total:
             state = f"{stage.step}/{stage.total}"
+        elif stage.reused:
+            state = "reused"  # taken from an earlier attempt; the time shown is that attempt's
         name = escape(stage.name[:17])
         lines.append(f"[{colour}]{mark}[/] {name:<17} {state:<8}{format_elapsed(stage.elapsed(now)):>5}")
     return "\n".join(lines)
