@@ -230,6 +230,10 @@ def launch_app(attach: str | None = None, output_root: str | None = None) -> int
     missing = _textual_missing()
     if missing is not None:
         raise missing
+    # Without a terminal Textual would draw into a pipe and wait forever for keys nobody can press.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError("the interactive TUI needs a terminal (stdin and stdout are not a TTY)",
+                          hint="run headless with 'medllm-tui --run PROFILE'")
     from medllm_tui.app import run_app  # Textual is imported here and only here
 
     return run_app(attach=Path(attach).expanduser().resolve() if attach else None,

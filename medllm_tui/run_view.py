@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel import event_records as ev
 from medllm_core.kernel.event_records import Event, parse_event
 from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY, EVENTS_FILE, under_output_root
+from medllm_core.kernel.resume_command import resume_command
 
 LOG_TAIL = 500  # lines kept for the scrollable log; older ones are in events.jsonl
 
@@ -30,6 +32,8 @@ class StageView:
     step: int = 0
     total: int | None = None
     reason: str = ""
+    reused: bool = False  # a resume took this stage's earlier result; duration_s is the original one
+    worked_s: float | None = None  # duration of the last attempt that really ran it (kept for a reuse)
 
     def elapsed(self, now: float) -> float | None:
         if self.duration_s is not None:
@@ -58,6 +62,8 @@ class DecisionView:
 class RunView:
     run_id: str = ""
     profile: str = ""
+    profile_path: str = ""
+    argv: list[str] = field(default_factory=list)
     run_dir: str = ""
     output_dir: str = ""
     pid: int | None = None
@@ -105,6 +111,8 @@ class RunView:
         # A resumed run appends a second run_started: the newest attempt is the live one.
         self.run_id = str(event.run_id)
         self.profile = str(event.profile)
+        self.profile_path = str(event.profile_path or "")
+        self.argv = [str(a) for a in event.argv]
         self.run_dir = str(event.run_dir)
         self.output_dir = str(event.output_dir)
         self.pid = event.pid
@@ -112,6 +120,8 @@ class RunView:
         self.hardware = event.hardware_description
         self.started_ts = event.ts
         self.finished = None
+        # Checks are re-run every attempt: only the newest attempt's verdicts are true now.
+        self.checks = []
         self._say(f"run {self.run_id} started (attempt {event.attempt})")
 
     def _on_plan(self, event: ev.Plan, _stage: str) -> None:
@@ -129,13 +139,17 @@ class RunView:
 
     def _on_stage_started(self, event: ev.StageStarted, stage: str) -> None:
         view = self._stage(stage)
+        view.worked_s = view.duration_s if view.duration_s else view.worked_s
         view.state, view.started_ts, view.duration_s = "running", event.ts, None
         self._say(f"▶ {stage}")
 
     def _on_stage_finished(self, event: ev.StageFinished, stage: str) -> None:
         view = self._stage(stage)
         view.state = str(event.status or "done")
-        view.duration_s = event.duration_s
+        # A reused stage took no time in this attempt: keep the duration of the attempt that did the work.
+        view.reused = bool(event.reused)
+        earlier = view.duration_s or view.worked_s
+        view.duration_s = earlier if view.reused and earlier else event.duration_s
         view.reason = str(event.reason or "")
         self._say(f"{stage} {view.state}" + (f": {view.reason}" if view.reason else ""))
         if event.metrics_path:
@@ -150,7 +164,12 @@ class RunView:
 
     def _on_loss(self, event: ev.Loss, stage: str) -> None:
         if isinstance(event.loss, (int, float)):
-            self.losses.setdefault(stage, []).append((int(event.step or 0), float(event.loss)))
+            points = self.losses.setdefault(stage, [])
+            step = int(event.step or 0)
+            # A resume replays the steps after its checkpoint: the newest attempt's points replace them.
+            while points and points[-1][0] >= step:
+                points.pop()
+            points.append((step, float(event.loss)))
 
     def _on_memory(self, event: ev.Memory, _stage: str) -> None:
         self.memory[str(event.device)] = (event.used_gb, event.total_gb)
@@ -184,6 +203,12 @@ class RunView:
     def strict_pass(self) -> bool | None:
         found = [c for c in self.checks if c.name == "strict_pass"]
         return found[-1].passed if found else None
+
+    def resume_command(self) -> str:
+        """The exact command that continues this run (shown after a stop, a kill or a failure)."""
+        if not self.run_dir:
+            return ""
+        return resume_command(Path(self.run_dir), self.profile_path or None, self.argv)
 
     def report_paths(self) -> dict[str, str]:
         """Where to look once the run is over (the README's output contract)."""

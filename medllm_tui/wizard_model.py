@@ -195,9 +195,9 @@ def safe_profile_name(text: str) -> str:
 
 
 def default_save_name(choices: WizardChoices) -> str:
-    base = choices.profile.name if choices.profile else "profile"
-    tier = "custom" if choices.tier == CUSTOM_TIER else choices.tier
-    return safe_profile_name(f"{base}_{tier}")
+    """The chosen profile's own name: a resume by that name (``--run profiles/cpu_tiny.toml --resume``)
+    then finds the run. The user types another name to keep both."""
+    return safe_profile_name(choices.profile.name if choices.profile else "profile")
 
 
 def save_choices(profile: Profile, target: str | Path, user_dir: Path = USER_PROFILE_DIR) -> Path:

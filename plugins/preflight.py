@@ -103,6 +103,12 @@ def run_preflight(ctx: StageContext) -> StageResult:
                                      "gate": gate.verdict})
 
 
+def _check_model(ctx: StageContext) -> None:
+    from medllm_core.library.training.model_loading import check_model_found
+
+    check_model_found(ctx)
+
+
 def run_gate(ctx: StageContext) -> GateVerdict:
     from medllm_core.library.gates import evaluate_gate
 
@@ -117,6 +123,7 @@ def register_stages(register) -> None:
         kind=StageKind.PREFLIGHT,
         produces=(ArtifactKind.PREFLIGHT,),
         gate=run_gate,
+        check_inputs=_check_model,
         settings=PreflightSettings,
         env=PREFLIGHT_ENV,
         aliases=PREFLIGHT_ALIASES,

@@ -126,7 +126,7 @@ async def test_custom_model_dry_run_and_save_only(tmp_path: Path) -> None:
         assert isinstance(app.screen, OptionsStep) and app.choices.dry_run
         await pilot.press("ctrl+n", "ctrl+r")
         await pilot.pause()
-    saved = tmp_path / "profiles" / "user" / "cpu_tiny_custom.toml"
+    saved = tmp_path / "profiles" / "user" / "cpu_tiny.toml"  # the chosen name, kept
     data = tomllib.loads(saved.read_text(encoding="utf-8"))
     assert data["model"]["name_or_path"] == "/models/my-qwen"
     assert launcher.calls == [(saved, tmp_path, True)]

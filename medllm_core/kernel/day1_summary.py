@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medllm_core.kernel.atomic import write_text
 from medllm_core.kernel.errors import ExitCode
 from medllm_core.kernel.report_paths import DAY1_SUMMARY
+from medllm_core.kernel.resume_command import resume_command
 from medllm_core.kernel.smoke import smoke_notice, smoke_reason, under_title
 from medllm_core.kernel.stages import StageKind
 
@@ -70,6 +72,14 @@ def evaluation_line(stage: str, data: dict[str, Any]) -> str:
             + (f"; chance accuracy {100 * chance:.1f}%" if isinstance(chance, (int, float)) else ""))
 
 
+def _continue_line(context: RunContext, outcome: RunOutcome) -> list[str]:
+    """The exact command that continues a run that did not finish cleanly (unless the message has it)."""
+    if outcome.exit_code == ExitCode.OK or "--resume" in (outcome.message or ""):
+        return []
+    command = resume_command(context.run.run_dir, context.profile.source_path, sys.argv)
+    return [f"- Continue with: `{command}`"]
+
+
 def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
     root = context.run.output_dir
     profile = context.profile
@@ -84,6 +94,7 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
         f"- VRAM gate: **{context.gate.verdict}** — {context.gate.reason}",
         f"- Exit code: **{int(outcome.exit_code)}** ({EXIT_MEANING.get(outcome.exit_code, '?')})"
         + (f" — {outcome.message}" if outcome.message else ""),
+        *_continue_line(context, outcome),
         "",
         "## Stages",
         "",

@@ -30,6 +30,7 @@ from medllm_core.kernel.plugin_manager import StageRegistry
 from medllm_core.kernel.profile import Profile, dump_profile, profile_location
 from medllm_core.kernel.report_paths import runs_dir
 from medllm_core.kernel.resume import PreviousRun, RunLedger, archive_changed_profile, sweep_leftovers
+from medllm_core.kernel.resume_command import resume_command
 from medllm_core.kernel.run_state import STATE_FILE, RunState
 from medllm_core.kernel.stages import StageKind, StageResult, StageStatus
 from medllm_core.kernel.user_files import check_output_root
@@ -218,7 +219,8 @@ def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutco
         if stop_reason is None and (context.run.run_dir / STOP_FILE).exists():
             # The TUI's stop action (or `touch RUN_DIR/STOP`): training stopped at a step boundary with a
             # checkpoint; nothing else starts. `--resume` continues from there.
-            exit_code, message = ExitCode.INTERRUPTED, "stopped on request; continue with --resume"
+            command = resume_command(context.run.run_dir, context.profile.source_path, sys.argv)
+            exit_code, message = ExitCode.INTERRUPTED, f"stopped on request; continue with: {command}"
             stop_reason = "run stopped on request (STOP file)"
     if exit_code == ExitCode.OK:
         exit_code, message = _exit_from_results(context)

@@ -161,7 +161,7 @@ class DashboardScreen(Screen[None]):
             self.notify("nothing to stop: the run is not running", severity="warning")
             return
         question = ("Stop this run at the next training step?\n"
-                    "A checkpoint is saved; continue later with --resume.")
+                    "A checkpoint is saved; continue later with:\n" + (self.view.resume_command() or "--resume"))
         self.app.push_screen(ConfirmScreen(question), self._stop_confirmed)
 
     def _stop_confirmed(self, answer: bool | None) -> None:

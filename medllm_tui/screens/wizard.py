@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 from medllm_core.kernel.errors import MedllmError
 from medllm_core.kernel.hardware import HardwareInfo
 from medllm_core.kernel.profile import Profile, dump_profile
+from medllm_tui.widgets.plain_checkbox import PlainCheckbox
 from medllm_tui.wizard_model import (
     CUSTOM_TIER,
     TIER_CHOICES,
@@ -245,7 +246,7 @@ class OptionsStep(WizardStep):
         yield Static(self._endpoint_line(), id="endpoint", classes="note")
         with VerticalScroll(id="toggles"):
             for key, label in TOGGLES:
-                yield Checkbox(label, getattr(self.choices, key), id=key)
+                yield PlainCheckbox(label, getattr(self.choices, key), id=key)
         yield Static("Space toggles · Tab moves · Ctrl+O every stage's options · Ctrl+N continues", classes="hint")
 
     def _endpoint_line(self) -> str:

@@ -42,6 +42,8 @@ def stages_text(view: RunView, now: float) -> str:
         state = "off" if stage.state == "off" else stage.state
         if stage.state == "running" and stage.total:
             state = f"{stage.step}/{stage.total}"
+        elif stage.reused:
+            state = "reused"  # taken from an earlier attempt; the time shown is that attempt's
         name = escape(stage.name[:17])
         lines.append(f"[{colour}]{mark}[/] {name:<17} {state:<8}{format_elapsed(stage.elapsed(now)):>5}")
     return "\n".join(lines)
@@ -91,6 +93,8 @@ def status_text(view: RunView, now: float, alive: bool, stop_requested: bool) ->
         state = "[$warning]stopping at the next step…[/]" if stop_requested else f"[$accent]running[/] {elapsed}"
     else:
         state = "[$error]not running (process gone without run_finished)[/]"
+        if view.resume_command():
+            state += f"\ncontinue with: {escape(view.resume_command())}"
     strict = {True: " · strict_pass [$success]✓[/]", False: " · strict_pass [$error]✗[/]", None: ""}[view.strict_pass]
     return f"{head}\n{state}{strict}"
 
@@ -102,4 +106,7 @@ def summary_text(view: RunView) -> str:
     lines = [f"{label}: {escape(paths[label])}" for label in ("day-1 summary", "strict check") if label in paths]
     if view.finished.message:
         lines.insert(0, f"[$error]{escape(str(view.finished.message))}[/]")
+    # A run that did not finish cleanly can be continued: say exactly how (once, if the message lacks it).
+    if view.finished.exit_code != 0 and "--resume" not in str(view.finished.message) and view.resume_command():
+        lines.insert(1, f"continue with: {escape(view.resume_command())}")
     return "\n".join(lines)

@@ -159,7 +159,13 @@ class Evaluator:
         return self._budget
 
     def _progress(self, offset: int) -> Any:
-        return lambda n: self.ctx.progress(offset + n, self.work.total)
+        def on_batch(n: int) -> None:
+            self.ctx.progress(offset + n, self.work.total)
+            # Between batches is the earliest a stop can be honoured without losing a batch's answers.
+            if self.ctx.stop_requested():
+                raise StopRequested(offset + n)
+
+        return on_batch
 
     def answer(self, variant: Variant) -> VariantAnswers:
         work = self.work
@@ -194,6 +200,14 @@ class Evaluator:
         scores = score_queries(model, tokenizer, queries, end_id=ends[0], on_batch=self._progress(work.done),
                                **batching)
         return [score_loglik(i, s, best_candidate(s)) for i, s in zip(work.mcq, scores, strict=True)]
+
+
+class StopRequested(Exception):
+    """The STOP file appeared mid-evaluation; ``done`` items were answered (whole variants are kept)."""
+
+    def __init__(self, done: int):
+        super().__init__(f"stopped on request after {done} item(s)")
+        self.done = done
 
 
 def _protocol_block(protocol: str, settings: EvalSettings, records: dict[str, list[dict[str, Any]]],
@@ -250,11 +264,19 @@ def run_evaluation(ctx: StageContext) -> StageResult:
                 work.done += work.per_variant
                 ctx.log(f"{variant.name}: answers reused (its adapter and the items are unchanged)")
             else:
+                if ctx.stop_requested():
+                    raise StopRequested(work.done)
                 ctx.log(f"evaluating {variant.name}")
                 answers = evaluator.answer(variant)
                 store_answers(ctx, variant.name, key, answers)
             ctx.progress(work.done, work.total)
             per_variant[variant.name] = answers
+    except StopRequested as stop:
+        # Variants answered in full are stored, so --resume reuses them and answers the rest.
+        ctx.decide("stopped_on_request", f"evaluation stopped on request after {stop.done} of {work.total} "
+                   "answers", done=stop.done, total=work.total, variants_kept=list(per_variant))
+        return StageResult.failed(f"stopped on request after {stop.done} of {work.total} answers; "
+                                  "continue with --resume")
     finally:
         evaluator.models.close()
     if reused:

@@ -77,7 +77,9 @@ class EventCallback(TrainerCallback):
         if now - self._last_memory >= self.memory_every_s:
             self._last_memory = now
             self.ctx.memory(*memory_sample())
-        if self._stop_agreed():
+        # A stop on (or past) the last step changes nothing: the Trainer ends here anyway and the
+        # stage must finish like a clean run (final checkpoint, "trained"), not as an interrupted one.
+        if self._stop_agreed() and state.global_step < state.max_steps:
             self.stopped_by_request = True
             control.should_save = True
             control.should_training_stop = True

@@ -34,6 +34,28 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
+def at_the_end(checkpoint: Path) -> bool:
+    """A checkpoint saved on the stage's last step (global_step >= max_steps in its own state)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        return 0 < int(state.get("max_steps", 0)) <= int(state.get("global_step", 0))
+    except (OSError, ValueError, TypeError, json.JSONDecodeError):
+        return False
+
+
+def resumable_checkpoint(output_dir: Path) -> Path | None:
+    """The last complete checkpoint the Trainer can continue from without overshooting.
+
+    The Trainer checks for the end only after a step, so resuming from a checkpoint taken on the
+    last step trains one step past max_steps; continuing from the one before replays the last
+    steps exactly (data order and RNG state come from that checkpoint) and ends where a clean run does.
+    """
+    for checkpoint in reversed(checkpoint_dirs(output_dir)):
+        if is_complete(checkpoint) and not at_the_end(checkpoint):
+            return checkpoint
+    return None
+
+
 def remove_incomplete(output_dir: Path) -> list[str]:
     removed = []
     for checkpoint in checkpoint_dirs(output_dir):

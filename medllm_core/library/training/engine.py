@@ -23,7 +23,13 @@ from medllm_core.kernel.distributed import is_main_process, world_size
 from medllm_core.kernel.stages import StageResult
 from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.callbacks import EventCallback, peak_memory_gb
-from medllm_core.library.training.checkpoints import clear_checkpoints, last_complete_checkpoint, remove_incomplete
+from medllm_core.library.training.checkpoints import (
+    checkpoint_dirs,
+    clear_checkpoints,
+    last_complete_checkpoint,
+    remove_incomplete,
+    resumable_checkpoint,
+)
 from medllm_core.library.training.metrics import (
     RUN_FACTS,
     TrainingMetrics,
@@ -161,7 +167,16 @@ def _starting_checkpoint(ctx: StageContext, output_dir: Path) -> Path | None:
     if removed:
         ctx.decide("incomplete_checkpoint_removed", f"removed checkpoint(s) cut off mid-save: {', '.join(removed)}",
                    removed=removed)
-    checkpoint = last_complete_checkpoint(output_dir)
+    checkpoint = resumable_checkpoint(output_dir)
+    # Checkpoints past the one we continue from (one taken on the last step) are rewritten by the
+    # replayed steps; removing them first keeps an old one from mixing into the new ones.
+    later = [p for p in checkpoint_dirs(output_dir) if checkpoint is None or p.name != checkpoint.name
+             and int(p.name.split("-")[1]) > int(checkpoint.name.split("-")[1])]
+    if checkpoint is not None and later and is_main_process():
+        for path in later:
+            shutil.rmtree(path, ignore_errors=True)
+        ctx.decide("resume_replay", f"continuing from {checkpoint.name} (not {later[-1].name}, taken on the last "
+                   "step): the last steps are replayed so the stage ends at max_steps", removed=[p.name for p in later])
     if checkpoint is not None:
         ctx.decide("resume", f"continuing from {checkpoint.name}", checkpoint=str(checkpoint))
     return checkpoint

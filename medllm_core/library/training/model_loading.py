@@ -16,6 +16,19 @@ def corpus_files(ctx: StageContext) -> list[Path]:
     return sorted({Path(s.file) for s in data_sources(ctx.profile)})
 
 
+def check_model_found(ctx: StageContext) -> None:
+    """A local model path that does not exist fails before any stage (and any model load), not mid-run."""
+    name = ctx.profile.model.name_or_path
+    if is_tiny_model(name) or not name.startswith((".", "/", "~")):
+        return  # the tiny model is built locally; a hub id resolves through the HF cache
+    local = ctx.profile.resolve_path(name)
+    if not (local / "config.json").is_file():
+        what = "has no config.json" if local.is_dir() else "not found"
+        raise ConfigError(f"model folder {what}: {local}", Location(file=str(ctx.profile.source_path),
+                                                                    key="model.name_or_path"),
+                          hint="point model.name_or_path (or --model) at a folder with config.json and weights")
+
+
 def resolve_model_path(ctx: StageContext) -> str:
     name = ctx.profile.model.name_or_path
     if is_tiny_model(name):
