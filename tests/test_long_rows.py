@@ -15,6 +15,7 @@ import pytest
 from medllm_core.kernel.plugin_manager import load_plugins
 from medllm_core.kernel.schema import SchemaError
 from medllm_core.kernel.stages import StageKind
+from medllm_core.library.data.lengths import count_lengths
 from medllm_core.library.tiny_model import build_tiny_model
 from medllm_core.library.training.long_rows import _length, fit_rows
 from medllm_core.library.training.settings import SimPOSettings
@@ -97,3 +98,36 @@ def test_dpo_simpo_kto_train_on_long_prompts_without_nan(tmp_path: Path) -> None
         assert decisions and decisions[0]["facts"]["prompts_cut"] > 0, (method, text)
         metrics = json.loads(next((out / "reports" / "training").glob(f"{method}_metrics.json")).read_text())
         assert metrics["steps"] == 3 and math.isfinite(metrics["final_loss"]), (method, metrics)
+
+
+def test_counts_rows_over_max_length_and_prompts_over_budget(tokenizer) -> None:
+    short = {"prompt": [{"role": "user", "content": "问"}], "chosen": [{"role": "assistant", "content": "答"}],
+             "rejected": [{"role": "assistant", "content": "否"}]}
+    counts = count_lengths(tokenizer, long_rows(3) + [short], max_length=160, prompt_budget=80)
+    assert (counts.rows, counts.over_max_length, counts.prompts_over_budget) == (4, 3, 3)
+    assert counts.describe() == ("lengths: 3 of 4 rows exceed max length 160, "
+                                 "3 prompts alone exceed the prompt budget 80")
+
+
+def test_data_check_reports_lengths_or_says_the_tokenizer_is_missing(tokenizer, tmp_path: Path) -> None:
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in long_rows(4)), encoding="utf-8")
+    found = run_cli(["data", "check", str(data), "--stage", "simpo", "--tokenizer", tokenizer.name_or_path,
+                     "--max-length", "160"])
+    assert found.returncode == 0, found.stderr
+    assert "lengths: 4 of 4 rows exceed max length 160, 4 prompts alone exceed the prompt budget 80" in found.stdout
+    missing = run_cli(["data", "check", str(data), "--stage", "dpo", "--tokenizer", "nobody/not-cached-model",
+                       "--max-length", "160"], env={"HF_HUB_OFFLINE": "1"})
+    assert missing.returncode == 0, missing.stderr
+    assert "length check skipped: tokenizer for nobody/not-cached-model not available locally" in missing.stdout
+    bad = run_cli(["data", "check", str(data), "--stage", "dpo", "--max-length", "0"])
+    assert bad.returncode == 2 and "error: --max-length must be > 0 (got 0)" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
+
+
+def test_dry_run_reports_lengths_per_training_stage() -> None:
+    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--dry-run", "--set", "stages.dpo.max_length=64"])
+    text = " ".join(result.stdout.split()).replace("│", "")
+    assert result.returncode == 0, result.stderr
+    assert "rows exceed max length 320" in " ".join(text.split())  # sft
+    assert "prompts alone exceed the prompt budget 32" in " ".join(text.split())  # dpo's budget: half of 64

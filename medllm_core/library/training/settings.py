@@ -137,7 +137,11 @@ def describe_training_plan(ctx: Any) -> str:
             f"max length {s.max_length}, lr {s.learning_rate:g}, LoRA r{ctx.profile.model.lora.r}, "
             f"{ctx.precision.dtype}")
     preview = stage_memory_preview(ctx)
-    return f"{line}; {preview.describe()}" if preview else line
+    line = f"{line}; {preview.describe()}" if preview else line
+    from medllm_core.library.training.length_preview import stage_length_line
+
+    lengths = stage_length_line(ctx)
+    return f"{line}; {lengths}" if lengths else line
 
 
 def stage_memory_preview(ctx: Any) -> Any:
