@@ -17,7 +17,7 @@ from medllm_core.kernel.schema import SchemaError
 from medllm_core.kernel.stages import StageKind
 from medllm_core.library.data.lengths import count_lengths
 from medllm_core.library.tiny_model import build_tiny_model
-from medllm_core.library.training.long_rows import _length, fit_rows
+from medllm_core.library.training.long_rows import _length, fit_rows, fit_sft_rows
 from medllm_core.library.training.settings import SimPOSettings
 from tests.conftest import REPO, read_events, run_cli
 
@@ -131,3 +131,12 @@ def test_dry_run_reports_lengths_per_training_stage() -> None:
     assert result.returncode == 0, result.stderr
     assert "rows exceed max length 320" in " ".join(text.split())  # sft
     assert "prompts alone exceed the prompt budget 32" in " ".join(text.split())  # dpo's budget: half of 64
+
+
+def test_sft_rows_cut_before_any_answer_are_dropped(tokenizer) -> None:
+    long_question = "患者既往有高血压病史。" * 60
+    rows = [{"messages": [{"role": "user", "content": long_question}, {"role": "assistant", "content": "就医"}]},
+            {"messages": [{"role": "user", "content": "问"}, {"role": "assistant", "content": "答" * 300}]},
+            {"messages": [{"role": "user", "content": "问"}, {"role": "assistant", "content": "答"}]}]
+    kept, over, dropped = fit_sft_rows(tokenizer, rows, max_length=160)
+    assert (over, dropped) == (2, 1) and kept == rows[1:]  # the long answer is truncated by TRL, not dropped

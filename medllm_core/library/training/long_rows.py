@@ -115,3 +115,27 @@ def describe(counts: FitCounts, max_length: int, max_prompt_length: int) -> str:
     return (f"{counts.prompts_cut} of {counts.rows} prompts cut to {max_prompt_length} tokens (keeping the end), "
             f"{counts.completions_cut} completions cut to fit max length {max_length}, "
             f"{counts.dropped} rows dropped (nothing left to train on)")
+
+
+def fit_sft_rows(tokenizer: Any, rows: list[dict], max_length: int) -> tuple[list[dict], int, int]:
+    """TRL truncates SFT rows to ``max_length`` itself; rows whose first assistant turn starts past the cut
+    have no assistant token left (nothing to train on with assistant-only loss), so they are dropped here.
+    Returns the kept rows, how many are longer than ``max_length``, and how many were dropped."""
+    kept: list[dict] = []
+    over = dropped = 0
+    for row in rows:
+        messages = row.get("messages")
+        if not isinstance(messages, list):
+            kept.append(row)
+            continue
+        over += _whole(tokenizer, messages) > max_length
+        first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), None)
+        if first is not None and _length(tokenizer, messages[:first]) >= max_length:
+            dropped += 1
+            continue
+        kept.append(row)
+    return kept, over, dropped
+
+
+def _whole(tokenizer: Any, messages: list[dict]) -> int:
+    return len(_ids(tokenizer, tokenizer.apply_chat_template(messages, tokenize=False)))
