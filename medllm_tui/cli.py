@@ -205,12 +205,20 @@ def command_data(argv: Sequence[str]) -> int:
     check.add_argument("--dataset-info", help="LLaMA-Factory dataset_info.json")
     check.add_argument("--dataset-name", help="entry in dataset_info.json")
     check.add_argument("--tokenizer", help="tokenizer folder or cached hub id for token lengths")
+    check.add_argument("--max-length", type=int, help="count rows longer than this many tokens (the stage's "
+                       "max_length) and, for preference stages, prompts over the prompt budget")
+    check.add_argument("--max-prompt-length", type=int, help="prompt budget (default: half of --max-length)")
     check.add_argument("--max-problems", type=int, default=50, help="problems to print (all are counted)")
     args = parser.parse_args(argv)
     if not args.path and not args.dataset_info:
         raise ConfigError("data check needs a PATH or --dataset-info with --dataset-name")
+    if args.max_length is not None and args.max_length <= 0:
+        raise ConfigError(f"--max-length must be > 0 (got {args.max_length})")
+    if args.max_prompt_length is not None and not 0 < args.max_prompt_length < (args.max_length or 0):
+        raise ConfigError("--max-prompt-length needs --max-length and must be > 0 and < it")
     report = check_data_file(args.path, args.stage, args.format, dataset_info=args.dataset_info,
-                             dataset_name=args.dataset_name, tokenizer=args.tokenizer)
+                             dataset_name=args.dataset_name, tokenizer=args.tokenizer, max_length=args.max_length,
+                             max_prompt_length=args.max_prompt_length)
     print(render_data_report(report, args.max_problems))
     return int(ExitCode.CONFIG_ERROR) if report["errors"] else 0
 

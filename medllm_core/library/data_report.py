@@ -83,12 +83,13 @@ def check_mcq_file(path: str, fmt: str = "auto") -> dict[str, Any]:
 
 
 def check_data_file(path: str, stage: str, fmt: str = "auto", *, dataset_info: str | None = None,
-                    dataset_name: str | None = None, tokenizer: str | None = None) -> dict[str, Any]:
+                    dataset_name: str | None = None, tokenizer: str | None = None, max_length: int | None = None,
+                    max_prompt_length: int | None = None) -> dict[str, Any]:
     if stage in ("eval", "eval_mcq"):
         return check_mcq_file(path, fmt)
     loaded = load_dataset_file(path, STAGE_LOADER[stage], fmt, dataset_info=dataset_info, dataset_name=dataset_name)
     unit, lengths, note = _lengths(loaded.rows, tokenizer)
-    return {
+    return {"length_check": _length_check(loaded.rows, stage, tokenizer, max_length, max_prompt_length), **{
         "path": loaded.path,
         "stage": stage,
         "format": loaded.format,
@@ -99,7 +100,22 @@ def check_data_file(path: str, stage: str, fmt: str = "auto", *, dataset_info: s
         "derived_from_preference": loaded.derived_from_preference,
         "errors": [p for p in loaded.problems if p.severity == "error"],
         "warnings": [p for p in loaded.problems if p.severity == "warning"],
-    }
+    }}
+
+
+def _length_check(rows: list[dict[str, Any]], stage: str, tokenizer: str | None, max_length: int | None,
+                  max_prompt_length: int | None) -> str | None:
+    """With --max-length: rows over it and (preference stages) prompts over the prompt budget."""
+    from medllm_core.library.data.lengths import count_lengths, local_tokenizer, skipped
+
+    if max_length is None:
+        return None
+    name = tokenizer or DEFAULT_TOKENIZER
+    loaded = local_tokenizer(name)
+    if loaded is None:
+        return skipped(name)
+    budget = None if stage == "sft" else (max_prompt_length or max_length // 2)  # the stages' default budget
+    return count_lengths(loaded, rows, max_length, budget).describe()
 
 
 def _problem_line(problem: Any) -> str:
@@ -121,6 +137,8 @@ def render_data_report(report: dict[str, Any], max_problems: int = 50) -> str:
         s = report["lengths"]
         lines.append(f"length ({report['length_unit']}): min {s['min']}, median {s['median']}, "
                      f"p95 {s['p95']}, max {s['max']}  ({report['length_note']})")
+    if report.get("length_check"):
+        lines.append(report["length_check"])
     problems = report["errors"] + report["warnings"]
     lines.append(f"problems: {len(report['errors'])} error(s), {len(report['warnings'])} warning(s)")
     lines += [_problem_line(p) for p in problems[:max_problems]]

@@ -15,6 +15,7 @@ from medllm_core.kernel.stages import StageResult
 from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.engine import TrainingMethod, TrainingPaths, run_training_stage, skip, stage_seed
 from medllm_core.library.training.fast_path import prepare_model, prepare_trainer, stage_speed_plan
+from medllm_core.library.training.long_rows import describe, fit_rows
 from medllm_core.library.training.model_loading import resolve_model_path
 from medllm_core.library.training.preference_data import kto_train_rows, preference_train_rows
 from medllm_core.library.training.recovery import Attempt
@@ -55,11 +56,26 @@ def _trainer(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: l
     from datasets import Dataset
 
     model, tokenizer = load_sft_policy(ctx, attempt, sft_adapter(ctx))
+    rows = fit_to_length(ctx, tokenizer, rows, attempt.max_length)
     prepare_model(model, attempt)
     output_dir = preference_paths(ctx, ctx.name).output_dir
     args = config_class(**config_kwargs(ctx, attempt, output_dir, stage_seed(ctx)), **method_options)
     return prepare_trainer(trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                          processing_class=tokenizer, callbacks=callbacks), attempt)
+
+
+def fit_to_length(ctx: StageContext, tokenizer: Any, rows: list[dict], max_length: int) -> list[dict]:
+    """Prompts cut to the prompt budget (keeping the end), completions to the rest; rows left empty dropped."""
+    budget = ctx.settings.prompt_budget(max_length)
+    fitted, counts = fit_rows(tokenizer, rows, max_length, budget)
+    if counts.prompts_cut or counts.completions_cut or counts.dropped:
+        ctx.decide("long_rows", describe(counts, max_length, budget), rows=counts.rows,
+                   prompts_cut=counts.prompts_cut, completions_cut=counts.completions_cut, dropped=counts.dropped,
+                   max_length=max_length, max_prompt_length=budget)
+    if not fitted:
+        raise MedllmError(f"stage '{ctx.name}': every row is too long for max length {max_length} "
+                          f"(prompt budget {budget}); raise max_length or shorten the prompts")
+    return fitted
 
 
 def build_dpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks: list[Any]) -> Any:

@@ -93,10 +93,21 @@ class PreferenceSettings(TrainingSettings):
     learning_rate: float = option(5e-5, "peak learning rate of the LoRA adapter")
     gradient_accumulation_steps: int = option(4, "micro-batches summed before each optimizer step")
     beta: float = option(0.1, "strength of the preference term (how far the policy may move)")
+    max_prompt_length: int | None = option(None, "prompts longer than this are cut, keeping their end; "
+                                                 "unset: half of max_length")
 
     def validate(self, prefix: str) -> None:
         super().validate(prefix)
         require_positive(self, prefix, "beta")
+        if self.max_prompt_length is not None and not 0 < self.max_prompt_length < self.max_length:
+            raise SchemaError(f"{prefix}.max_prompt_length", f"must be > 0 and < max_length ({self.max_length})")
+
+    def prompt_budget(self, max_length: int | None = None) -> int:
+        """Tokens a prompt may keep (``max_length`` may be an attempt's halved one)."""
+        budget = self.max_prompt_length or self.max_length // 2
+        if max_length is not None and max_length < self.max_length:  # OOM recovery halved max_length
+            budget = min(budget, max_length // 2)
+        return max(1, budget)
 
 
 @dataclass
@@ -136,7 +147,11 @@ def describe_training_plan(ctx: Any) -> str:
             f"max length {s.max_length}, lr {s.learning_rate:g}, LoRA r{ctx.profile.model.lora.r}, "
             f"{ctx.precision.dtype}")
     preview = stage_memory_preview(ctx)
-    return f"{line}; {preview.describe()}" if preview else line
+    line = f"{line}; {preview.describe()}" if preview else line
+    from medllm_core.library.training.length_preview import stage_length_line
+
+    lengths = stage_length_line(ctx)
+    return f"{line}; {lengths}" if lengths else line
 
 
 def stage_memory_preview(ctx: Any) -> Any:
