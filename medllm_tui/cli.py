@@ -41,7 +41,8 @@ def run_parser() -> argparse.ArgumentParser:
                "'medllm-tui data check PATH --stage sft', "
                "'medllm-tui attach [RUN_DIR]', 'medllm-tui plugin new NAME'. "
                "Continue an interrupted run: medllm-tui --run PROFILE --resume [RUN_DIR]. "
-               "Exit codes: 0 ok, 2 config/data error, 3 preflight gate, 4 stage failed, 5 strict check failed.",
+               "Exit codes: 0 ok, 1 internal error, 2 config/data error, 3 preflight gate, 4 stage failed, "
+               "5 strict check failed, 130 interrupted or stopped (continue with --resume).",
     )
     parser.add_argument("--run", metavar="PROFILE", help="run a profile headless (path or shipped name)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and train nothing (DRY_RUN=true)")
@@ -148,13 +149,18 @@ def command_plugins(argv: Sequence[str]) -> int:
         plugins.add_column(column, overflow="fold")
     for record in registry.plugins:
         status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]"}.get(record.status, record.status)
-        plugins.add_row(record.name, status, record.source, ", ".join(record.stages) or record.reason)
+        plugins.add_row(escape(record.name), status, escape(record.source),
+                        escape(", ".join(record.stages) or record.reason))
     console.print(plugins)
     stages = Table(title="stages (run order follows kind, then dependencies)")
-    for column in ("stage", "kind", "requires", "plugin", "description"):
+    for column in ("stage", "kind", "starts from / requires", "plugin", "description"):
         stages.add_column(column, overflow="fold")
     for name, spec in registry.stages.items():
-        stages.add_row(name, str(spec.kind), ", ".join(spec.requires) or "-", registry.origin[name], spec.description)
+        # A training method continues another stage's adapter without "requiring" it: show that edge too.
+        needs = [f"{spec.starts_from()} adapter"] if spec.starts_from() else []
+        needs += [f"requires {stage}" for stage in spec.requires]
+        stages.add_row(escape(name), str(spec.kind), escape(", ".join(needs)) or "-", escape(registry.origin[name]),
+                       escape(spec.description))
     console.print(stages)
     for warning in registry.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -14,6 +14,18 @@ from typing import Any
 GIB = 1024**3
 
 
+def cpu_model() -> str:
+    """The CPU's model name: platform.processor() is empty on most Linux boxes, /proc/cpuinfo has it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 @dataclass
 class GpuInfo:
     index: int
@@ -30,7 +42,7 @@ class HardwareInfo:
     torch_version: str | None = None
     cuda_version: str | None = None
     source: str = "none"  # what the GPU facts came from
-    cpu: str = field(default_factory=platform.processor)
+    cpu: str = field(default_factory=lambda: cpu_model())
     cpu_count: int | None = None
     notes: list[str] = field(default_factory=list)
 
