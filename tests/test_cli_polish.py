@@ -45,3 +45,24 @@ def test_readme_names_every_blocking_readiness_condition() -> None:
     for name in ("strict_pass", "evaluation", "eval_items", "above_chance", "extraction_failures", "real_model",
                  "reports_present"):
         assert f"`{name}`" in readme, name
+
+
+def test_reports_are_readable_like_checkpoints_and_private_files_stay_private(tmp_path: Path) -> None:
+    import stat
+
+    from medllm_core.kernel import atomic
+
+    previous = os.umask(0o022)
+    atomic._umask.cache_clear()
+    try:
+        report = atomic.write_json(tmp_path / "reports" / "x_metrics.json", {"a": 1})
+        assert stat.S_IMODE(report.stat().st_mode) == 0o644  # was 0600 (tempfile's mode)
+        secret = atomic.write_text(tmp_path / ".env", "OPENAI_API_KEY=sk-x\n", private=True)
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        os.umask(0o077)  # a user who wants everything private gets that
+        atomic._umask.cache_clear()
+        strict = atomic.write_json(tmp_path / "strict.json", {})
+        assert stat.S_IMODE(strict.stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)
+        atomic._umask.cache_clear()

@@ -6,20 +6,40 @@ import json
 import os
 import shutil
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
+@cache
+def _umask() -> int:
+    # os.umask can only be read by setting it; done once, before any worker thread writes.
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def shared_mode(directory: bool = False) -> int:
+    """The mode a plain ``open()`` / ``mkdir`` would give (0644 / 0755 under the usual umask 022).
+
+    tempfile makes 0600 files and 0700 folders; reports renamed from them would be unreadable to a
+    supervisor on the same server, unlike the checkpoints transformers writes.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, private: bool = False) -> Path:
     """Write ``text`` (UTF-8) to ``path`` via a temp file in the same folder and a rename."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), private=private)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
+    """``private``: mode 0600 (secrets such as ``.env``); otherwise what ``open()`` would give."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o600 if private else shared_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from medllm_core.kernel.atomic import replace_directory, write_json
+from medllm_core.kernel.atomic import replace_directory, shared_mode, write_json
 
 TINY_MODEL_ID = "medllm/tiny-qwen2"
 MARKER_FILE = "medllm_tiny.json"
@@ -200,6 +200,7 @@ def build_tiny_model(
 
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", suffix=".tmp", dir=target_dir.parent))
+    staging.chmod(shared_mode(directory=True))  # mkdtemp's 0700 would hide the model from other users
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
