@@ -110,7 +110,7 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
             status, detail = "not run", ""
         else:
             status = str(result.status)
-            detail = result.reason or ", ".join(f"{k}={v}" for k, v in result.summary.items())
+            detail = result.reason or ", ".join(f"{k}={_short(v)}" for k, v in result.summary.items())
         lines.append(f"| {name} | {planned.source_plugin} | {'yes' if planned.required else 'no'} | "
                      f"{status} | {_cell(detail)} |")
 
@@ -163,3 +163,8 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
     lines.append("")
     text = under_title("\n".join(lines), smoke_notice(smoke_reason(profile)))
     return write_text(context.run.reports_dir / DAY1_SUMMARY, context.events.mask(text))
+
+
+def _short(value: object) -> str:
+    """A summary number as a reader needs it (final_loss=7.471, not 7.471303939819336)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -65,7 +65,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}g}"
+        # 11190.4 tokens/s reads as 11,190, not 1.119e+04; smaller numbers keep `digits` significant digits
+        return f"{value:,.0f}" if abs(value) >= 10 ** (digits - 1) else f"{value:.{digits}g}"
     return str(value)
 
 

@@ -40,17 +40,21 @@ def memory_sample() -> tuple[str, float | None, float | None]:
 
 
 def peak_memory_gb() -> dict[str, Any]:
+    """This stage's peaks: GPU counters are reset when a training stage starts, host RSS is sampled during it."""
+    from medllm_core.library.training.host_memory import active_stage_peak_gb, process_peak_rss_gb
+
+    host = active_stage_peak_gb()
     try:
         import torch
 
         if torch.cuda.is_available():
             return {"device": "cuda", "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / GIB, 3),
-                    "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / GIB, 3)}
+                    "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / GIB, 3),
+                    "peak_host_rss_gb": host, "scope": "stage"}
     except Exception:
         pass
-    import resource
-
-    return {"device": "cpu", "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)}
+    return {"device": "cpu", "peak_rss_gb": host if host is not None else process_peak_rss_gb(),
+            "process_peak_rss_gb": process_peak_rss_gb(), "scope": "stage" if host is not None else "process"}
 
 
 class EventCallback(TrainerCallback):

@@ -183,6 +183,16 @@ def _starting_checkpoint(ctx: StageContext, output_dir: Path) -> Path | None:
 
 
 def run_training_stage(ctx: StageContext, method: TrainingMethod) -> StageResult:
+    """Train one stage; its metrics carry this stage's peak memory, not the process's."""
+    from medllm_core.library.training.host_memory import StagePeakRss
+    from medllm_core.library.training.recovery import release_memory
+
+    release_memory()  # also resets the GPU peak counters: the previous stage's peak is not this one's
+    with StagePeakRss():
+        return _train_stage(ctx, method)
+
+
+def _train_stage(ctx: StageContext, method: TrainingMethod) -> StageResult:
     import torch
     from transformers import PrinterCallback
 
@@ -303,7 +313,7 @@ def _finish(ctx: StageContext, method: TrainingMethod, trainer: Any, train_outpu
         peak_memory=peak_memory_gb(),
         **reward,
     ))
-    summary["final_loss"] = points[-1]["loss"] if points else None
+    summary["final_loss"] = float(f"{points[-1]['loss']:.4g}") if points else None  # what a summary reader needs
     if reward.get("reward_accuracy") is not None:
         summary["reward_accuracy"] = reward["reward_accuracy"]
     return StageResult.trained(metrics_path=str(paths.metrics), checkpoint_path=str(paths.final),
