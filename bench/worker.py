@@ -206,8 +206,10 @@ def build_sft(args: argparse.Namespace, cuda: bool, total_gib: float, tok: Any) 
         flags = set(filter(None, args.flags.split("+")))
         rows = sft_rows((args.warm + args.steps) * args.bs * (4 if "packing" in flags else 1), args.seq, shape.vocab)
         model = build_model(shape, args.attn, cuda)
+        from medllm_core.library.training.trl_common import checkpointing_argument
+
         config = SFTConfig(**common_kwargs(args, cuda), per_device_train_batch_size=args.bs, max_length=args.seq,
-                           gradient_checkpointing=bool(args.gc), use_liger_kernel="liger" in flags,
+                           **{checkpointing_argument(): bool(args.gc)}, use_liger_kernel="liger" in flags,
                            packing="packing" in flags)
         meta["config"] = {"batch": args.bs, "gradient_checkpointing": bool(args.gc), "attention": args.attn,
                           "liger": "liger" in flags, "packing": "packing" in flags,

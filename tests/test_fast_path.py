@@ -152,7 +152,8 @@ def test_selective_checkpointing_callback_turns_layers_off():
                       num_attention_heads=4, num_key_value_heads=2)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg)
-    model.gradient_checkpointing_enable()
+    # transformers 5.x: activation_checkpointing_enable (gradient_checkpointing_enable warns, removed in v6)
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     speed.selective_checkpointing_callback(3).on_train_begin(None, None, None, model=model)
     flags = [layer.gradient_checkpointing for layer in model.model.layers]
     assert flags == [False, False, False, True]

@@ -44,9 +44,20 @@ def attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
         "per_device_train_batch_size": attempt.micro_batch_size,
         "gradient_accumulation_steps": attempt.gradient_accumulation_steps,
         "max_length": attempt.max_length,
-        "gradient_checkpointing": attempt.gradient_checkpointing,
+        checkpointing_argument(): attempt.gradient_checkpointing,
         "use_liger_kernel": attempt.liger,
     }
+
+
+def checkpointing_argument() -> str:
+    """transformers 5.x renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name warns
+    and goes in v6); older releases know only the old one."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def lora_config(ctx: StageContext) -> Any:
