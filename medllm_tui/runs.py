@@ -11,6 +11,7 @@ from typing import Any
 from medllm_core.kernel.report_paths import EVENTS_FILE, runs_dir
 from medllm_tui.launch import process_alive
 
+DRY_RUN_STATUS = "dry_run"  # run_finished.status of a dry run (kernel.runner.dry_run)
 TAIL_BYTES = 8192  # run_finished is the last line; no need to read a long run's whole log
 
 
@@ -78,8 +79,15 @@ def recent_runs(output_root: Path, limit: int = 10) -> list[RunSummary]:
         return []
     folders = [d for d in runs.iterdir() if (d / EVENTS_FILE).is_file()]
     folders.sort(key=lambda d: (d / EVENTS_FILE).stat().st_mtime, reverse=True)
-    found = (summarize_run(d) for d in folders[:limit])
-    return [s for s in found if s is not None]
+    found: list[RunSummary] = []
+    for folder in folders:
+        summary = summarize_run(folder)
+        # A dry run trained nothing and has no dashboard worth attaching to: not a run in this list.
+        if summary is not None and summary.status != DRY_RUN_STATUS:
+            found.append(summary)
+            if len(found) == limit:
+                break
+    return found
 
 
 def latest_run(output_root: Path) -> Path | None:

@@ -45,9 +45,14 @@ class HardwareSection:
     gpu_count: int = 0  # GPUs the profile expects; 0 means CPU is fine
     min_vram_gb: float = 0.0  # per-GPU memory the profile was written for
     device: str = "auto"  # auto | cpu | cuda
+    # of the profile's card (7.0 for a V100): what a dry run on another machine plans the precision for; 0 = unknown
+    compute_capability: float = 0.0
 
     def validate(self, prefix: str) -> None:
         _one_of(self.device, ("auto", "cpu", "cuda"), f"{prefix}.device")
+        if self.compute_capability and not 3.0 <= self.compute_capability < 20:
+            raise SchemaError(f"{prefix}.compute_capability", f"must be 0 (unknown) or a CUDA compute capability "
+                              f"such as 7.0 or 8.0, got {self.compute_capability}")
         if self.gpu_count < 0:
             raise SchemaError(f"{prefix}.gpu_count", "must be >= 0")
 

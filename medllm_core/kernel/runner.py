@@ -253,9 +253,14 @@ def check_inputs(context: RunContext) -> None:
 def dry_run(context: RunContext) -> RunOutcome:
     """Validate inputs and report the plan; trains nothing and writes no contract files."""
     check_inputs(context)
-    context.events.write(ev.RunFinished(exit_code=0, status="dry_run", message="dry run: nothing trained"))
+    code, message = ExitCode.OK, "dry run: nothing trained"
+    if context.gate.verdict == "block":
+        # Exit like the real run would on this machine, so a script that dry-runs first learns it.
+        code = ExitCode.PREFLIGHT_BLOCKED
+        message = f"dry run: nothing trained; the real run would stop at the preflight gate ({context.gate.reason})"
+    context.events.write(ev.RunFinished(exit_code=int(code), status="dry_run", message=message))
     context.events.close()
-    return RunOutcome(ExitCode.OK, context.run.run_dir, {}, "dry run: nothing trained")
+    return RunOutcome(code, context.run.run_dir, {}, message)
 
 
 def _call_stage(context: RunContext, planned: PlannedStage) -> StageResult | PreflightBlocked:

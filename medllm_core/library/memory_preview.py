@@ -36,7 +36,8 @@ def card_gib_for(profile: Any, hardware: Any) -> tuple[float, int]:
     preparing a run for a rented GPU)."""
     if hardware is not None and getattr(hardware, "backend", "") == "cuda" and hardware.gpus:
         return hardware.min_gpu_memory_gb, min(g.capability[0] for g in hardware.gpus)
-    return float(getattr(profile.hardware, "min_vram_gb", 0) or 0) * GB_TO_GIB, 9
+    capability = float(getattr(profile.hardware, "compute_capability", 0) or 0)
+    return float(getattr(profile.hardware, "min_vram_gb", 0) or 0) * GB_TO_GIB, int(capability) if capability else 9
 
 
 def _setting(settings: Any, name: str, default: Any) -> Any:

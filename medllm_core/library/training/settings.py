@@ -143,15 +143,30 @@ def describe_training_plan(ctx: Any) -> str:
     steps = f"{s.max_steps} steps" if s.max_steps > 0 else f"{s.num_epochs:g} epoch(s)"
     verdict = {"pass": "train", "skip": f"skip ({ctx.gate.reason})",
                "block": f"BLOCKED, the run would stop ({ctx.gate.reason})"}[ctx.gate.verdict]
+    away = profile_card_elsewhere(ctx)
     line = (f"{verdict}: {steps}, micro-batch {s.micro_batch_size} × accumulation {s.gradient_accumulation_steps}, "
             f"max length {s.max_length}, lr {s.learning_rate:g}, LoRA r{ctx.profile.model.lora.r}, "
-            f"{ctx.precision.dtype}")
+            f"{away or ctx.precision.dtype}")
     preview = stage_memory_preview(ctx)
     line = f"{line}; {preview.describe()}" if preview else line
     from medllm_core.library.training.length_preview import stage_length_line
 
     lengths = stage_length_line(ctx)
     return f"{line}; {lengths}" if lengths else line
+
+
+def profile_card_elsewhere(ctx: Any) -> str:
+    """On a machine without the profile's GPUs: the precision and processes the profile's own card would get."""
+    hardware = ctx.profile.hardware
+    if getattr(ctx.hardware, "backend", "cpu") == "cuda" or not (hardware.gpu_count or hardware.min_vram_gb):
+        return ""
+    capability = hardware.compute_capability or 8.0
+    dtype = "bf16" if capability >= 8 else "fp16 with loss scaling (no fast bf16 below compute capability 8.0)"
+    count = max(1, hardware.gpu_count)
+    processes = f", DDP over {count} GPUs (accelerate launch)" if count > 1 else ""
+    return (f"this machine lacks the profile's GPU; on the profile's card ({count} × {hardware.min_vram_gb:g} GB"
+            + (f", compute capability {hardware.compute_capability:g}" if hardware.compute_capability else "")
+            + f"): {dtype}{processes}")
 
 
 def stage_memory_preview(ctx: Any) -> Any:
