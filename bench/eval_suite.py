@@ -121,7 +121,8 @@ def _context(work: Path, protocol: str, max_new_tokens: int, cuda: bool) -> Any:
         profile=profile, precision=SimpleNamespace(dtype="bf16" if cuda else "fp32"),
         hardware=SimpleNamespace(backend="cuda" if cuda else "cpu"),
         decide=lambda kind, summary, **facts: decisions.append({"kind": kind, "summary": summary, **facts}),
-        progress=lambda *a, **k: None, log=lambda *a, **k: None, decisions=decisions)
+        progress=lambda *a, **k: None, log=lambda *a, **k: None, decisions=decisions,
+        stop_requested=lambda: False)  # a bench is never stopped through a STOP file
 
 
 def run_engine(items: list[Any], work: Path, variants: list[Any], protocol: str, max_new_tokens: int,
