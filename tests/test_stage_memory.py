@@ -34,4 +34,4 @@ def test_report_numbers_are_rounded_for_the_reader() -> None:
     from medllm_core.library.method_comparison import _fmt
 
     assert _fmt(11190.4) == "11,190" and _fmt(0.123456) == "0.1235" and _fmt(7.471303939819336) == "7.471"
-    assert _short(7.471303939819336) == "7.471" and _short(30) == "30"
+    assert _short(7.471303939819336) == "7.4713" and _short(3538.421) == "3538.421" and _short(30) == "30"

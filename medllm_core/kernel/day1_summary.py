@@ -167,4 +167,4 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
 
 def _short(value: object) -> str:
     """A summary number as a reader needs it (final_loss=7.471, not 7.471303939819336)."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return str(round(value, 4)) if isinstance(value, float) else str(value)  # a plugin's own rounding stays
