@@ -55,7 +55,7 @@ def test_stop_ends_the_evaluation_at_the_next_batch(stopped_in_eval):
     _, first, stopped_at, code, _ = stopped_in_eval
     assert code == 130
     evaluation = finished(first, "eval")
-    assert evaluation["status"] == "failed" and "stopped on request" in evaluation["reason"], evaluation
+    assert evaluation["status"] == "stopped" and "stopped on request" in evaluation["reason"], evaluation
     assert evaluation["ts"] - stopped_at < 20, "the stop waited for the whole evaluation"
     progress = [e for e in first if e["type"] == "progress" and e.get("stage") == "eval"]
     assert progress[-1]["step"] < progress[-1]["total"]

@@ -200,7 +200,18 @@ def test_stop_request_stops_at_a_step_with_a_checkpoint_and_resume_finishes(tmp_
     stopped = execute(profile, registry, run=run)
     assert stopped.exit_code == 130, stopped.message
     sft = stopped.results["sft"]
-    assert sft.status == "failed" and "stopped on request at step 5" in sft.reason
+    # Issue 15 item 1: a stop on request is "stopped", never "failed", in every record of it.
+    assert sft.status == "stopped" and "stopped on request at step 5" in sft.reason
+    state = json.loads((run.run_dir / "run_state.json").read_text())
+    assert state["results"]["sft"]["status"] == "stopped"
+    finished_sft = [json.loads(line) for line in run.events_path.read_text().splitlines()
+                    if '"stage_finished"' in line and '"sft"' in line]
+    assert finished_sft[-1]["status"] == "stopped", finished_sft[-1]
+    stopped_metrics = json.loads(Path(sft.metrics_path).read_text())
+    assert stopped_metrics["stopped"] is True and stopped_metrics["failed"] is False, stopped_metrics
+    assert stopped_metrics["steps"] == 5
+    summary = (tmp_path / "reports/migration/day1_run_summary.md").read_text()
+    assert "| stopped |" in summary and "| failed |" not in summary
     assert stopped.results["completion_check"].reason == "run stopped on request (STOP file)"
     output_dir = tmp_path / "checkpoints/layer_b/tiny_qwen2_sft"
     assert (output_dir / "checkpoint-5").is_dir()  # saved at the stop although save_steps is 100

@@ -194,7 +194,9 @@ def test_interrupted_stage_continues_with_resume_on(fake):
     killed = run(profile())
     assert killed.exit_code == ExitCode.INTERRUPTED
     state = json.loads((killed.run_dir / "run_state.json").read_text())
-    assert set(state["running"]) == {"second"} and state["results"]["first"]["status"] == "trained"
+    # Ctrl-C is a stop request: the stage is recorded "stopped" (issue 15 item 1), not left "running".
+    assert not state["running"] and state["results"]["second"]["status"] == "stopped"
+    assert state["results"]["first"]["status"] == "trained"
     recorder.interrupt.clear()
     resumed = run(profile(), resume=True)
     assert resumed.exit_code == ExitCode.OK

@@ -20,7 +20,8 @@ from rich.table import Table
 from medllm_core.kernel import events as ev
 from medllm_core.kernel.events import EventReader
 
-STATUS_MARK = {"trained": "[green]✓[/]", "done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]"}
+STATUS_MARK = {"trained": "[green]✓[/]", "done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]",
+               "stopped": "[yellow]■[/]"}
 
 
 class HeadlessPrinter:

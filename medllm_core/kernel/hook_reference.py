@@ -164,7 +164,7 @@ def render_reference(module: ModuleType = hookspecs) -> str:
               for f in dataclasses.fields(StageResult)]
     lines += ["", "Constructors: " + ", ".join(
         f"`StageResult.{render_signature(getattr(StageResult, n).__func__).replace('cls, ', '')}`"
-        for n in ("trained", "done", "skipped", "failed")), ""]
+        for n in ("trained", "done", "skipped", "failed", "stopped")), ""]
     lines += ["`status` is one of: " + ", ".join(f"`{status.value}`" for status in StageStatus), ""]
     lines += ["## `StageKind` (run phases, in order)", ""]
     lines += [f"- `{kind.value}`" for kind in StageKind]

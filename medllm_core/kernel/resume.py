@@ -306,7 +306,8 @@ class RunLedger:
                 return Verdict(logs=[("info", "the previous attempt's result is incomplete "
                                               f"({previous.reason or 'not reusable'}): rerunning")])
             if not previous.ok:
-                failed = previous.status == StageStatus.FAILED
+                # A stopped stage is unfinished work like a failed one: continue from its checkpoint.
+                failed = previous.status in (StageStatus.FAILED, StageStatus.STOPPED)
                 return Verdict(continue_stage=failed, logs=[(
                     "info", f"previous attempt ended '{previous.status}': rerunning"
                     + (" with resume on (training continues from its last checkpoint)" if failed else ""))])

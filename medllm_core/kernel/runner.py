@@ -205,6 +205,10 @@ def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutco
             context.resume = continue_stage
             try:
                 result = _call_stage(context, planned)
+            except KeyboardInterrupt:
+                # Ctrl-C is a stop request too: the stage is "stopped" (not failed) and --resume continues it.
+                _record_stopped(context, ledger, name, started, "interrupted (SIGINT); continue with --resume")
+                raise
             finally:
                 context.resume = ledger.resuming
         if isinstance(result, PreflightBlocked):
@@ -227,7 +231,19 @@ def run_stages(context: RunContext, ledger: RunLedger | None = None) -> RunOutco
     return RunOutcome(exit_code, context.run.run_dir, dict(context.results), message)
 
 
+def _record_stopped(context: RunContext, ledger: RunLedger, name: str, started: float, reason: str) -> None:
+    result = StageResult.stopped(reason)
+    context.results[name] = result
+    ledger.finished(name, result)
+    context.events.write(ev.StageFinished(stage=name, **result.to_dict(),
+                                          duration_s=round(time.monotonic() - started, 3)))
+    _save_state(context, ledger)
+
+
 def _exit_from_results(context: RunContext) -> tuple[ExitCode, str]:
+    stopped = [n for n, r in context.results.items() if r.status == StageStatus.STOPPED]
+    if stopped:
+        return ExitCode.INTERRUPTED, f"stopped on request: {', '.join(stopped)}; continue with --resume"
     failed = [n for n, r in context.results.items() if r.status == StageStatus.FAILED]
     if failed:
         return ExitCode.STAGE_FAILED, f"stage(s) failed: {', '.join(failed)}"

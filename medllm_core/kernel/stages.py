@@ -3,7 +3,7 @@
 A stage is registered as a ``StageSpec``: name, kind, the artifacts it consumes
 and produces, its settings schema and its run function. The runner calls
 ``run(ctx)`` with a ``StageContext`` and expects a ``StageResult``: trained,
-done, skipped (with a reason) or failed.
+done, skipped (with a reason), failed, or stopped (ended early on a stop request).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class StageStatus(StrEnum):
     DONE = "done"  # any other stage that did its work
     SKIPPED = "skipped"
     FAILED = "failed"
+    # Ended early on a stop request (STOP file, the TUI's stop): not an error; --resume continues it.
+    STOPPED = "stopped"
 
 
 @dataclass
@@ -83,6 +85,11 @@ class StageResult:
     @classmethod
     def failed(cls, error: str, **kwargs: Any) -> StageResult:
         return cls(StageStatus.FAILED, reason=error, **kwargs)
+
+    @classmethod
+    def stopped(cls, reason: str, **kwargs: Any) -> StageResult:
+        """Ended early because a stop was requested; ``--resume`` continues it like an interrupted stage."""
+        return cls(StageStatus.STOPPED, reason=reason, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return {

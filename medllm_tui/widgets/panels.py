@@ -20,6 +20,7 @@ STATE_MARK = {
     "done": ("✓", "$success"),
     "skipped": ("–", "$warning"),
     "failed": ("✗", "$error"),
+    "stopped": ("■", "$warning"),
     "off": ("○", "$text-muted"),
 }
 

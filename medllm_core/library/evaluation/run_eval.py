@@ -275,7 +275,7 @@ def run_evaluation(ctx: StageContext) -> StageResult:
         # Variants answered in full are stored, so --resume reuses them and answers the rest.
         ctx.decide("stopped_on_request", f"evaluation stopped on request after {stop.done} of {work.total} "
                    "answers", done=stop.done, total=work.total, variants_kept=list(per_variant))
-        return StageResult.failed(f"stopped on request after {stop.done} of {work.total} answers; "
+        return StageResult.stopped(f"stopped on request after {stop.done} of {work.total} answers; "
                                   "continue with --resume")
     finally:
         evaluator.models.close()

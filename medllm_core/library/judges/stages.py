@@ -197,7 +197,9 @@ def run_llm_judge(ctx: StageContext) -> StageResult:
     write_json(out, report)
     summary = _summary(status, total)
     if status != "done":
-        return StageResult.failed(why, metrics_path=str(out), summary=summary, reusable=False)
+        # Cut short by a stop request: "stopped", and --resume asks the judge the rest.
+        end = StageResult.stopped if ctx.stop_requested() else StageResult.failed
+        return end(why, metrics_path=str(out), summary=summary, reusable=False)
     # Verdicts that failed are missing from the tables: a resume asks the judge again.
     return StageResult.done(metrics_path=str(out), summary=summary, reusable=total.judged == total.items)
 
@@ -306,7 +308,8 @@ def run_risk_judge(ctx: StageContext) -> StageResult:
     summary = {"prescreen_findings": len(report["prescreen"]["findings"]), "llm": llm["status"]}
     if llm["status"] in ("partial", "failed"):
         summary.update({k: llm[k] for k in ("judged", "parse_failures", "transport_failures", "coverage")})
-        return StageResult.failed(llm["reason"], metrics_path=str(out), summary=summary, reusable=False)
+        end = StageResult.stopped if ctx.stop_requested() else StageResult.failed
+        return end(llm["reason"], metrics_path=str(out), summary=summary, reusable=False)
     return StageResult.done(metrics_path=str(out), summary=summary,
                             reusable=llm["status"] != "done" or llm["judged"] == llm["items"])
 

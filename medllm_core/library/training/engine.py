@@ -158,6 +158,13 @@ def _fail(ctx: StageContext, method: TrainingMethod, reason: str, attempts: list
     return StageResult.failed(reason, metrics_path=str(method.paths.metrics))
 
 
+def _stopped(ctx: StageContext, method: TrainingMethod, reason: str, attempts: list[dict], steps: int) -> StageResult:
+    """Stopped on request: not a failure, and the metrics file says so (``stopped: true``)."""
+    _write_outcome(ctx, method, base_metrics(ctx, method, "stopped", stopped=True, reason=reason, steps=steps,
+                                             attempts=attempts))
+    return StageResult.stopped(reason, metrics_path=str(method.paths.metrics))
+
+
 def _starting_checkpoint(ctx: StageContext, output_dir: Path) -> Path | None:
     if not ctx.run_context.resume:
         if is_main_process():
@@ -266,7 +273,7 @@ def _train_stage(ctx: StageContext, method: TrainingMethod) -> StageResult:
         step = trainer.state.global_step
         ctx.decide("stopped_on_request", f"stopped at step {step} of {trainer.state.max_steps} on request",
                    step=step, checkpoint=str(last_complete_checkpoint(method.paths.output_dir)))
-        return _fail(ctx, method, f"stopped on request at step {step}; continue with --resume", attempts, steps=step)
+        return _stopped(ctx, method, f"stopped on request at step {step}; continue with --resume", attempts, step)
     return _finish(ctx, method, trainer, train_output, callback, attempt, attempts, rows, data_facts, wall)
 
 

@@ -5,7 +5,7 @@ engine builds one and writes it; the completion check, the method comparison and
 the thesis reports read it back with ``TrainingMetrics.from_file``. The JSON keys
 are the field names, in field order: the run facts, then the method's
 ``extra_facts`` (``extra``, kept at the top level, e.g. ``reference_model``), then
-what the outcome (skipped / failed / trained) records, then ``decisions``. Which
+what the outcome (skipped / failed / stopped / trained) records, then ``decisions``. Which
 outcome fields are written depends on the outcome (``OUTCOME_KEYS``), so a skipped
 stage's file names only what a skip knows.
 """
@@ -77,14 +77,16 @@ _TRAINED = ("skipped", "failed", "reason", "steps", "final_loss", "train_loss", 
             "loss_curve_problems", "stopped_by_request", "train_rows", "data", "final_settings", "attempts",
             "wall_time_s", "train_tokens", "train_tokens_source", "tokens_per_second", "examples_per_second",
             "world_size", "peak_memory")
-OUTCOME_KEYS = {"skipped": _SKIPPED, "failed": _FAILED, "trained": _TRAINED}
+# A stage stopped on request is not a failure: ``stopped: true`` (``failed`` stays false).
+_STOPPED = ("skipped", "failed", "stopped", "reason", "steps", "final_loss", "loss_curve_file", "attempts")
+OUTCOME_KEYS = {"skipped": _SKIPPED, "failed": _FAILED, "stopped": _STOPPED, "trained": _TRAINED}
 
 
 @dataclass
 class TrainingMetrics:
     """One training stage's metrics file (see the module docstring for the JSON layout)."""
 
-    outcome: str = "trained"  # skipped | failed | trained (not a key of its own: skipped/failed say it)
+    outcome: str = "trained"  # skipped | failed | stopped | trained (not a key: skipped/failed/stopped say it)
     # run facts
     stage: str = ""
     method: str = ""
@@ -100,6 +102,7 @@ class TrainingMetrics:
     # outcome
     skipped: bool = False
     failed: bool = False
+    stopped: bool = False
     reason: str = ""
     steps: int = 0
     final_loss: float | None = None
@@ -143,7 +146,8 @@ class TrainingMetrics:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingMetrics:
         known = {f.name for f in fields(cls)} - {"outcome", "extra"}
-        outcome = "skipped" if data.get("skipped") else "failed" if data.get("failed") else "trained"
+        outcome = ("skipped" if data.get("skipped") else "failed" if data.get("failed")
+                   else "stopped" if data.get("stopped") else "trained")
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(outcome=outcome, **{k: v for k, v in data.items() if k in known}, extra=extra)
 
