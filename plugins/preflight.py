@@ -64,6 +64,10 @@ def run_preflight(ctx: StageContext) -> StageResult:
     ctx.check("vram_gate", gate.verdict == "pass", gate.reason)
     if gate.verdict != "pass":
         ctx.decide("vram_gate", f"{gate.verdict}: {gate.reason}", verdict=gate.verdict, **gate.facts)
+    if gate.facts.get("model_size_unknown"):
+        # Not a silent pass: a model the gate could not size is said in the log, the checks and the summary.
+        ctx.log(gate.facts["custom_model"]["reason"], level="warning")
+        ctx.check("model_size_known", False, gate.facts["custom_model"]["reason"])
 
     env_status = inspect_env_file()
     facts["env_file"] = {

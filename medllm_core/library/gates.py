@@ -15,6 +15,7 @@ from medllm_core.kernel.gate import GateVerdict
 from medllm_core.kernel.hardware import HardwareInfo
 from medllm_core.kernel.profile import Profile
 from medllm_core.kernel.schema import SchemaError, option
+from medllm_core.library.model_gate import custom_model_size, is_known_tier_model
 
 
 @dataclass
@@ -48,11 +49,21 @@ PREFLIGHT_ALIASES = {f"gates.{name}": name for name in PreflightSettings.__datac
 def required_vram_gb(profile: Profile, settings: PreflightSettings | None = None) -> float:
     settings = settings or PreflightSettings()
     tier = profile.model.tier
+    if not is_known_tier_model(profile.model.name_or_path, tier):
+        size = custom_model_size(profile, _sft_max_length(profile))
+        if size.required_gb is not None:
+            return size.required_gb
     if tier == "7b":
         return settings.min_vram_gb_7b
     if tier == "14b":
         return settings.min_vram_gb_14b
     return 0.0
+
+
+def _sft_max_length(profile: Profile) -> int:
+    sft = (getattr(profile, "stages", {}) or {}).get("sft", {})
+    value = sft.get("max_length", 2048) if isinstance(sft, dict) else getattr(sft, "max_length", 2048)
+    return int(value or 2048)
 
 
 def _memory_preview(profile: Profile, hardware: HardwareInfo) -> Any:
@@ -69,7 +80,9 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
     gates = settings or PreflightSettings()
     required = required_vram_gb(profile, gates)
     available = hardware.min_gpu_memory_gb
-    facts = {
+    custom = None if is_known_tier_model(profile.model.name_or_path, profile.model.tier) \
+        else custom_model_size(profile, _sft_max_length(profile))
+    facts: dict[str, Any] = {
         "tier": profile.model.tier,
         "required_vram_gb": required,
         "available_vram_gb_per_gpu": available,
@@ -77,10 +90,25 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
         "allow_skip_training": gates.allow_skip_training,
         "force_skip_training": gates.force_skip_training,
     }
+    label = profile.model.tier
+    if custom is not None:
+        # The tier names another model: say where the gate's number comes from, or that there is none.
+        facts["custom_model"] = {"name_or_path": profile.model.name_or_path, "size_known": custom.required_gb
+                                 is not None, "reason": custom.reason, **custom.facts}
+        facts["gate_source"] = "config.json estimate" if custom.required_gb is not None else f"tier {label}"
+        label = "this model" if custom.required_gb is not None else label
     if gates.force_skip_training:
         return GateVerdict("skip", "FORCE_SKIP_TRAINING=true: training skipped on request", facts)
+    if custom is not None and custom.required_gb is None:
+        facts["model_size_unknown"] = True
+        if required <= 0:
+            return GateVerdict("pass", f"WARNING {custom.reason}; tier '{label}' has no VRAM gate", facts)
     if required <= 0:
         return GateVerdict("pass", f"tier '{profile.model.tier}' has no VRAM gate", facts)
+    if custom is not None and profile.hardware.device == "cpu":
+        # The profile trains on CPU on purpose (cpu_tiny): no card to gate, but the size is on record.
+        return GateVerdict("pass", f"hardware.device = cpu: no VRAM gate; {custom.reason}", facts)
+    gate_gb = f"{required:.1f}" if custom is not None else f"{required:.0f}"
     preview = _memory_preview(profile, hardware)
     if preview is not None:
         facts["memory_estimate"] = preview.describe()
@@ -88,14 +116,18 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
         facts["memory_card_gib"] = round(preview.card_gib, 1)
         facts["memory_fits"] = preview.fits
     if hardware.backend == "cuda" and available >= required:
-        verdict = f"{available:.1f} GB per GPU >= {required:.0f} GB gate for {profile.model.tier}"
-        if preview is not None:
+        verdict = f"{available:.1f} GB per GPU >= {gate_gb} GB gate for {label}"
+        if custom is not None:
+            verdict += f" ({custom.reason})"
+        elif preview is not None:
             verdict += f"; SFT {preview.describe()}"
         return GateVerdict("pass", verdict, facts)
     shortfall = (
         "no CUDA GPU detected" if hardware.backend != "cuda"
-        else f"{available:.1f} GB per GPU < {required:.0f} GB gate for {profile.model.tier}"
+        else f"{available:.1f} GB per GPU < {gate_gb} GB gate for {label}"
     )
+    if custom is not None:
+        shortfall += f" ({custom.reason})"
     if gates.allow_skip_training:
         return GateVerdict("skip", f"{shortfall}; ALLOW_SKIP_TRAINING=true, training skipped", facts)
     return GateVerdict(
