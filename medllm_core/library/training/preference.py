@@ -90,7 +90,13 @@ def build_simpo(ctx: StageContext, attempt: Attempt, rows: list[dict], callbacks
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     s = ctx.settings
-    return _trainer(ctx, attempt, rows, callbacks, CPOTrainer, CPOConfig, loss_type="simpo", cpo_alpha=0.0,
+    trainer_class = CPOTrainer
+    if attempt.liger:
+        # the fast path with Liger installed: the plan chose the fused LM head + chunked SimPO loss
+        from medllm_core.library.training.simpo_fused import fused_simpo_trainer_class
+
+        trainer_class = fused_simpo_trainer_class()
+    return _trainer(ctx, attempt, rows, callbacks, trainer_class, CPOConfig, loss_type="simpo", cpo_alpha=0.0,
                     beta=s.beta, simpo_gamma=s.simpo_gamma, remove_unused_columns=False)
 
 

@@ -20,9 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medllm_core.library.memory_estimate import MemoryEstimate, ModelShape, TrainingShape, estimate_peak
+from medllm_core.library.training.simpo_fused import SIMPO_LOSS_DECISION
 
 BUDGET_FRACTION = 0.90  # of the card (or the profile's memory_budget_gib): allocator slack and fragmentation
 MAX_PACKED_ROWS = 16
+# TRL's unfused CPO/SimPO, per logit of the padded batch (bf16): the logits (2), the per-row log-softmax kept
+# for backward (2), the gradient of the shifted logits (2) and the full-size gradient the slice's backward
+# allocates (2), plus 4 for the lm_head matmul's backward and allocator slack. 8 undershot on an H200
+# (bench --suite pref OOM under its 36.6 GiB cap); 12 is from reading the code, not yet a GPU measurement.
+SIMPO_UNFUSED_BYTES_PER_LOGIT = 12.0
 # Larger preference micro-batches gain little once the card is busy and lengthen the packed row past what was benched.
 MAX_PREFERENCE_MICRO_BATCH = 16
 MIN_EFFICIENT_TOKENS = 768  # throughput proxy: a micro-step of T tokens runs at T / (T + 768) of full speed
@@ -81,7 +87,7 @@ def _shape(method: str, tokens: int, checkpointed: int, *, liger: bool, lora_ran
     return TrainingShape(method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
                          fused_loss=fused_loss, lora_rank=lora_rank, lora_dropout=lora_dropout, liger=liger,
                          weight_bytes=weight_bytes, reference_adapter=reference_adapter, logit_tokens=logit_tokens,
-                         unfused_bytes_per_logit=8.0 if method == "simpo" else 16.0)
+                         unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if method == "simpo" else 16.0)
 
 
 def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length: int, micro_batch_size: int,
@@ -124,10 +130,15 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     plan.budget_gib = budget
     # TRL's DPO/CPO/KTO configs turn dropout off (disable_dropout=True): no dropout copies are kept there
     common = {"liger": plan.liger, "lora_rank": lora_rank, "lora_dropout": lora_dropout > 0 and method == "sft",
-              # TRL's DPO/KTO score through a fused LM head; CPO (SimPO) materialises the whole logits
-              "weight_bytes": weight_bytes, "fused_loss": (plan.liger and method == "sft") or method in ("dpo", "kto"),
+              # TRL's DPO/KTO score through a fused LM head; CPO (SimPO) materialises the whole logits unless
+              # Liger is there for our fused SimPO trainer (simpo_fused.py)
+              "weight_bytes": weight_bytes,
+              "fused_loss": (plan.liger and method in ("sft", "simpo")) or method in ("dpo", "kto"),
               "reference_adapter": reference_adapter}
 
+    if method == "simpo":
+        plan.decide("simpo_loss", SIMPO_LOSS_DECISION if plan.liger else
+                    "TRL's CPO loss over the whole padded logits: Liger not installed (pip install 'medllm[gpu]')")
     if method == "sft":
         plan.packing = True
         # no more rows per micro-step than the profile's batch holds in tokens: packing must not change
