@@ -166,5 +166,8 @@ def test_dry_run_shows_the_memory_estimate(tmp_path):
     root = Path(__file__).resolve().parents[1]
     preview = preview_memory(load_profile(root / "profiles" / "rtx4090_24g.toml"), 22.0)
     assert preview is not None and preview.fits and "estimated peak" in preview.describe()
-    big = preview_memory(load_profile(root / "profiles" / "h100_80g_14b.toml"), 22.0)
+    big = preview_memory(load_profile(root / "profiles" / "h100_80g_14b.toml"), 22.0, quantization="none")
     assert big is not None and not big.fits
+    # model.quantization = "auto" (the default): a 14B that does not fit 22 GiB in bf16 is planned in 4-bit
+    auto = preview_memory(load_profile(root / "profiles" / "h100_80g_14b.toml"), 22.0)
+    assert auto is not None and auto.quantization == "4bit" and auto.fits and "4-bit base" in auto.describe()

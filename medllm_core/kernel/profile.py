@@ -30,7 +30,8 @@ from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the publ
     parse_env_value,
     set_dotted,
 )
-from medllm_core.kernel.schema import SchemaError, build, closest, coerce, to_table
+from medllm_core.kernel.quantization_option import QUANTIZATION_CHOICES, QUANTIZATION_HELP
+from medllm_core.kernel.schema import SchemaError, build, closest, coerce, option, to_table
 from medllm_core.kernel.user_files import read_user_text
 
 MODEL_TIERS = ("tiny", "7b", "14b")
@@ -83,9 +84,11 @@ class ModelSection:
     # A run whose numbers test the pipeline, not a model: every report says so. None: the tiny tier is one.
     smoke_test: bool | None = None
     lora: LoraSection = field(default_factory=LoraSection)
+    quantization: str = option("auto", QUANTIZATION_HELP)  # 4-bit QLoRA: library/quantization.py
 
     def validate(self, prefix: str) -> None:
         _one_of(self.tier, MODEL_TIERS, f"{prefix}.tier")
+        _one_of(self.quantization, QUANTIZATION_CHOICES, f"{prefix}.quantization")
         # MODEL_NAME="" in a shell script is easy to write; an empty name fails only when the model loads.
         if not self.name_or_path.strip():
             raise SchemaError(f"{prefix}.name_or_path", "must name a model (a hub id or a local folder), got ''",

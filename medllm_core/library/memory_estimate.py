@@ -153,6 +153,7 @@ class TrainingShape:
     reference_adapter: bool = False  # DPO/KTO continuing an adapter keep a frozen "ref" copy of it
     logit_tokens: int | None = None  # tokens whose logits are materialised when unfused (padded batch); None: all
     unfused_bytes_per_logit: float = 16.0  # SFT/CE: bf16 logits, fp32 copy, log-softmax, grads; CPO/SimPO: ~8
+    quantized: bool = False  # 4-bit QLoRA base (memory_4bit.py): weight_bytes is then the compute dtype's
 
 
 @dataclass
@@ -184,8 +185,14 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
         loss = min(tokens, FUSED_LOSS_TILE_TOKENS) * shape.vocab * 4 * 2  # a tile of fp32 logits and its grad
     else:
         loss = (train.logit_tokens or tokens) * shape.vocab * train.unfused_bytes_per_logit
+    if train.quantized:
+        from medllm_core.library.memory_4bit import four_bit_weight_parts
+
+        weights = four_bit_weight_parts(shape, train.weight_bytes)
+    else:
+        weights = {"weights": shape.total_params * train.weight_bytes / GIB}
     parts = {
-        "weights": shape.total_params * train.weight_bytes / GIB,
+        **weights,
         "lora_state": lora * (4 + 4 + 8 + (4 if train.reference_adapter else 0)) / GIB,
         "activations": kept / GIB,
         "recompute": recompute / GIB,

@@ -20,11 +20,13 @@ class MemoryPreview:
     checkpointing: str
     micro_batch: int
     method: str = "sft"
+    quantization: str = "none"  # "4bit": a QLoRA base (library/quantization.py)
 
     def describe(self) -> str:
         verdict = "fits" if self.fits else "does NOT fit even with every layer checkpointed"
         unit = "packed row(s)" if self.method == "sft" else "example(s)"
-        return (f"estimated peak {self.estimate_gib:.1f} GiB on a {self.card_gib:.0f} GiB card ({verdict}; "
+        base = ", 4-bit base" if self.quantization == "4bit" else ""
+        return (f"estimated peak {self.estimate_gib:.1f} GiB{base} on a {self.card_gib:.0f} GiB card ({verdict}; "
                 f"checkpointing {self.checkpointing}, {self.micro_batch} {unit} per micro-step)")
 
 
@@ -47,8 +49,28 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
 
 
 def preview_memory(profile: Any, card_gib: float, stage: str = "sft", settings: Any = None,
-                   capability_major: int = 9) -> MemoryPreview | None:
-    """Plan ``stage`` on a CUDA card of ``card_gib``; None when the model's shape is unknown."""
+                   capability_major: int = 9, quantization: str | None = None) -> MemoryPreview | None:
+    """Plan ``stage`` on a CUDA card of ``card_gib``; None when the model's shape is unknown.
+    ``quantization`` None: the profile's ``model.quantization``, with ``auto`` resolved as training resolves it."""
+    if quantization is not None:
+        return plan_preview(profile, card_gib, stage, settings, capability_major, quantization)
+    from medllm_core.library.quantization import decide_quantization
+
+    full = plan_preview(profile, card_gib, stage, settings, capability_major, "none")
+    choice = getattr(profile.model, "quantization", "none")
+    if choice == "none" or (choice == "auto" and (full is None or full.fits)):
+        return full
+    four = plan_preview(profile, card_gib, stage, settings, capability_major, "4bit")
+    if choice == "4bit":
+        return four  # a card too old for 4-bit is refused when the stage starts (quantization.check_capability)
+    # only the major version is known here: 7.x counts as 7.0 (no 4-bit), the conservative side for a V100
+    decision = decide_quantization(profile, full=full, four_bit=four, card_gib=card_gib,
+                                   capability=(capability_major, 0), on_gpu=True)
+    return four if decision.four_bit else full
+
+
+def plan_preview(profile: Any, card_gib: float, stage: str, settings: Any, capability_major: int,
+                 quantization: str) -> MemoryPreview | None:
     from medllm_core.library.training.speed import SpeedHardware, plan_speed
 
     shape = shape_for_model(profile.model.name_or_path, profile.model.tier)
@@ -63,9 +85,9 @@ def preview_memory(profile: Any, card_gib: float, stage: str = "sft", settings: 
                       gradient_accumulation_steps=int(_setting(settings, "gradient_accumulation_steps", 8)),
                       lora_rank=lora.r, lora_dropout=lora.dropout, dtype="bf16" if capability_major >= 8 else "fp16",
                       memory_budget_gib=float(_setting(settings, "memory_budget_gib", 0.0)),
-                      probe=False, assume_liger=True)
+                      probe=False, assume_liger=True, quantization=quantization)
     if plan.estimate is None:
         return None
     fits = plan.estimate.total_gib <= (plan.budget_gib or card_gib)
     return MemoryPreview(card_gib, plan.estimate.total_gib, fits, plan.checkpointed_layers_label,
-                         plan.micro_batch_size, stage)
+                         plan.micro_batch_size, stage, quantization)

@@ -43,6 +43,7 @@ from medllm_core.library.evaluation.variant_cache import VariantAnswers, load_an
 from medllm_core.library.evaluation.variant_models import VariantModels
 from medllm_core.library.evaluation.variants import Variant, check_variant_names, variants_to_evaluate
 from medllm_core.library.report_paths import ReportPaths
+from medllm_core.library.training.quantized_base import base_weights_setup
 
 GPU_BATCH_ITEMS, CPU_BATCH_ITEMS = 256, 8
 
@@ -321,6 +322,7 @@ def _write_results(ctx: StageContext, work: EvalWork, per_variant: dict[str, Var
         "decoding": {"do_sample": False, "max_new_tokens_mcq": settings.max_new_tokens_mcq,
                      "max_new_tokens_open": settings.max_new_tokens_open, "chat_template": "each model's own",
                      "batch_size": settings.batch_size},
+        "base_weights": base_weights_setup(ctx),
         "variants": head["variants"],
         "comparisons_vs_base": head["comparisons_vs_base"],
         "baseline_variant": baseline,

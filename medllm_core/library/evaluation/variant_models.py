@@ -30,11 +30,15 @@ class VariantModels:
     def _load_base(self) -> None:
         from medllm_core.library.training.model_loading import load_model, load_tokenizer, resolve_model_path
         from medllm_core.library.training.precision import model_dtype
+        from medllm_core.library.training.quantized_base import load_kwargs, run_quantization
 
         path = resolve_model_path(self._ctx)
         trust = self._ctx.profile.model.trust_remote_code
-        model = load_model(path, model_dtype(self._ctx.precision.dtype), trust)
-        if self._ctx.hardware.backend == "cuda":
+        # a run that trained on a 4-bit base is evaluated on the same 4-bit base (its adapters learned on it)
+        quantization = run_quantization(self._ctx)
+        dtype = self._ctx.precision.dtype
+        model = load_model(path, model_dtype(dtype), trust, **load_kwargs(quantization, dtype))
+        if self._ctx.hardware.backend == "cuda" and not quantization.four_bit:  # 4-bit loads onto the GPU
             model = model.to("cuda")
         model.eval()
         self._base = model

@@ -8,6 +8,7 @@ from typing import Any
 
 from medllm_core.kernel.context import StageContext
 from medllm_core.library.memory_estimate import shape_for_model
+from medllm_core.library.training.quantized_base import keep_adapters_fp32, run_quantization
 from medllm_core.library.training.recovery import Attempt
 from medllm_core.library.training.settings import TrainingSettings
 from medllm_core.library.training.speed import SpeedHardware, SpeedPlan, plan_speed
@@ -47,7 +48,7 @@ def stage_speed_plan(ctx: StageContext, method: str, rows: list[dict], model_pat
     common = {"max_length": s.max_length, "micro_batch_size": s.micro_batch_size,
               "gradient_accumulation_steps": s.gradient_accumulation_steps, "lora_rank": lora.r,
               "lora_dropout": lora.dropout, "dtype": ctx.precision.dtype, "optimize": s.optimize,
-              "memory_budget_gib": s.memory_budget_gib}
+              "memory_budget_gib": s.memory_budget_gib, "quantization": run_quantization(ctx).mode}
     if shape is None:
         plan = SpeedPlan(enabled=False, micro_batch_size=s.micro_batch_size,
                          gradient_accumulation_steps=s.gradient_accumulation_steps)
@@ -90,6 +91,7 @@ def prepare_trainer(trainer: Any, attempt: Attempt) -> Any:
     from medllm_core.library.training.padding_free import disable_lora_input_upcast
     from medllm_core.library.training.speed import selective_checkpointing_callback
 
+    keep_adapters_fp32(trainer.model)  # a 4-bit base: undo TRL's bf16 cast of the LoRA weights
     if attempt.lora_upcast_off:
         disable_lora_input_upcast(trainer.model)
     if attempt.gradient_checkpointing and attempt.uncheckpointed_layers:

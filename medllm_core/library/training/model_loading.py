@@ -52,8 +52,13 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
-def load_model(path: str, dtype: Any, trust_remote_code: bool = False, attn_implementation: str | None = None) -> Any:
+def load_model(path: str, dtype: Any, trust_remote_code: bool = False, attn_implementation: str | None = None,
+               quantization_config: Any = None, device_map: Any = None) -> Any:
     from transformers import AutoModelForCausalLM
 
-    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    extra: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if quantization_config is not None:  # 4-bit QLoRA (training/quantized_base.py)
+        extra["quantization_config"] = quantization_config
+    if device_map is not None:
+        extra["device_map"] = device_map
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code, **extra)

@@ -8,6 +8,7 @@ from typing import Any
 from medllm_core.kernel.context import StageContext
 from medllm_core.library.training.model_loading import load_model, load_tokenizer, resolve_model_path
 from medllm_core.library.training.precision import model_dtype, trainer_precision_kwargs
+from medllm_core.library.training.quantized_base import load_kwargs, prepare_base, run_quantization
 from medllm_core.library.training.recovery import Attempt
 from medllm_core.library.training.settings import TrainingSettings
 
@@ -75,7 +76,11 @@ def load_base(ctx: StageContext, attempt: Attempt) -> tuple[Any, Any]:
         from medllm_core.library.training.padding_free import register_varlen_attention
 
         register_varlen_attention()
-    model = load_model(path, model_dtype(attempt.dtype), trust, attn_implementation=attempt.attention)
+    quantization = run_quantization(ctx)
+    model = load_model(path, model_dtype(attempt.dtype), trust, attn_implementation=attempt.attention,
+                       **load_kwargs(quantization, attempt.dtype))
+    if quantization.four_bit:
+        model = prepare_base(model, attempt.dtype, attempt.gradient_checkpointing)
     return model, load_tokenizer(path, trust)
 
 
