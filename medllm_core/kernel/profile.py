@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.kernel.model_sources import ModelSource, source_option
 from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the public names of the loader)
     ENV_OVERRIDES,
     StageCatalogue,
@@ -80,6 +81,7 @@ class ModelSection:
     tier: str = "7b"
     slug: str = ""  # file-name form of the model, derived from name_or_path when empty
     trust_remote_code: bool = False
+    source: ModelSource = source_option()  # auto | hf | modelscope | local
     # A run whose numbers test the pipeline, not a model: every report says so. None: the tiny tier is one.
     smoke_test: bool | None = None
     lora: LoraSection = field(default_factory=LoraSection)
