@@ -18,7 +18,7 @@ from medllm_core import __version__
 from medllm_core.kernel.errors import ConfigError, ExitCode, MedllmError
 from medllm_core.kernel.report_paths import COMPLETION_CHECK_MD, DAY1_SUMMARY
 
-SUBCOMMANDS = ("plugins", "plugin", "data", "attach", "options")
+SUBCOMMANDS = ("plugins", "plugin", "data", "attach", "options", "model")
 
 
 def _parse_sets(values: Sequence[str]) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def run_parser() -> argparse.ArgumentParser:
         description="Medical LLM fine-tuning pipeline: SFT → DPO/SimPO/KTO → evaluation → reports.",
         epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui options [STAGE]', "
                "'medllm-tui data check PATH --stage sft', "
-               "'medllm-tui attach [RUN_DIR]', 'medllm-tui plugin new NAME'. "
+               "'medllm-tui attach [RUN_DIR]', 'medllm-tui plugin new NAME', 'medllm-tui model fetch PROFILE'. "
                "Continue an interrupted run: medllm-tui --run PROFILE --resume [RUN_DIR]. "
                "Exit codes: 0 ok, 1 internal error, 2 config/data error, 3 preflight gate, 4 stage failed, "
                "5 strict check failed, 130 interrupted or stopped (continue with --resume).",
@@ -294,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_plugin(argv[1:])
         if argv and argv[0] == "attach":
             return command_attach(argv[1:])
+        if argv and argv[0] == "model":
+            from medllm_tui.model_command import command_model
+
+            return command_model(argv[1:])
         args = run_parser().parse_args(argv)
         if args.resume is not None and not args.run:
             raise ConfigError("--resume needs the profile too", hint="medllm-tui --run PROFILE --resume [RUN_DIR]")

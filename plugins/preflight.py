@@ -98,6 +98,10 @@ def run_preflight(ctx: StageContext) -> StageResult:
     facts["hf_cache"] = cache_facts
     ctx.check("hf_cache", True, f"HF cache at {cache} ({cache_facts['free_gb']} GB free)")
 
+    # Where the model comes from (decided before any stage) and HF_ENDPOINT / proxies / caches, credentials stripped.
+    from medllm_core.library.model_source import source_environment
+
+    facts["model_source"] = ctx.run_context.preflight.get("model_source") or {"environment": source_environment()}
     ctx.run_context.preflight.update(facts)
     path = write_json(ReportPaths.of(ctx.run).preflight, facts)
     if gate.verdict == "block":

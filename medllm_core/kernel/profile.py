@@ -21,6 +21,8 @@ from typing import Any
 import tomli_w
 
 from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.kernel.lora_section import LoraSection
+from medllm_core.kernel.model_sources import ModelSource, source_option
 from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the public names of the loader)
     ENV_OVERRIDES,
     StageCatalogue,
@@ -59,28 +61,12 @@ class HardwareSection:
 
 
 @dataclass
-class LoraSection:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: str | list[str] = "all-linear"
-
-    def validate(self, prefix: str) -> None:
-        if self.r <= 0:
-            raise SchemaError(f"{prefix}.r", "must be > 0")
-        if self.alpha <= 0:
-            raise SchemaError(f"{prefix}.alpha", "must be > 0")
-        # A dropout probability of 1 or more zeroes every LoRA input: training would silently learn nothing.
-        if not 0.0 <= self.dropout < 1.0:
-            raise SchemaError(f"{prefix}.dropout", f"must be in [0, 1), got {self.dropout}")
-
-
-@dataclass
 class ModelSection:
     name_or_path: str = "Qwen/Qwen2.5-7B-Instruct"
     tier: str = "7b"
     slug: str = ""  # file-name form of the model, derived from name_or_path when empty
     trust_remote_code: bool = False
+    source: ModelSource = source_option()  # auto | hf | modelscope | local
     # A run whose numbers test the pipeline, not a model: every report says so. None: the tiny tier is one.
     smoke_test: bool | None = None
     lora: LoraSection = field(default_factory=LoraSection)

@@ -19,14 +19,34 @@ def corpus_files(ctx: StageContext) -> list[Path]:
 def check_model_found(ctx: StageContext) -> None:
     """A local model path that does not exist fails before any stage (and any model load), not mid-run."""
     name = ctx.profile.model.name_or_path
-    if is_tiny_model(name) or not name.startswith((".", "/", "~")):
-        return  # the tiny model is built locally; a hub id resolves through the HF cache
+    if is_tiny_model(name):
+        return  # the tiny model is built locally
+    if not name.startswith((".", "/", "~")) and ctx.profile.model.source != "local":
+        check_source_reachable(ctx)
+        return
     local = ctx.profile.resolve_path(name)
     if not (local / "config.json").is_file():
         what = "has no config.json" if local.is_dir() else "not found"
         raise ConfigError(f"model folder {what}: {local}", Location(file=str(ctx.profile.source_path),
                                                                     key="model.name_or_path"),
                           hint="point model.name_or_path (or --model) at a folder with config.json and weights")
+
+
+def check_source_reachable(ctx: StageContext) -> None:
+    """A hub id must be cached or reachable (HF, its mirror, or ModelScope) before any stage starts."""
+    from medllm_core.library.model_source import decide_source, unreachable_message
+
+    model = ctx.profile.model
+    decision = decide_source(model.name_or_path, model.source)
+    ctx.run_context.preflight["model_source"] = decision.to_dict()
+    if decision.source != "none":
+        ctx.log(decision.label())
+        return
+    message = unreachable_message(model.name_or_path, decision)
+    if ctx.profile.run.dry_run:  # a dry run plans without the network; it warns with the real run's error
+        ctx.log(f"the real run would stop: {message}", level="warning")
+        return
+    raise ConfigError(message, Location(file=str(ctx.profile.source_path), key="model.name_or_path"))
 
 
 def resolve_model_path(ctx: StageContext) -> str:
@@ -40,7 +60,10 @@ def resolve_model_path(ctx: StageContext) -> str:
     if name.startswith((".", "/", "~")):
         raise ConfigError("model folder not found", Location(file=str(ctx.profile.source_path),
                                                               key="model.name_or_path"))
-    return name  # a hub id: resolved through the HF cache (HF_HOME)
+    from medllm_core.library.model_source import local_copy
+
+    # A hub id: the copy that 'medllm-tui model fetch' (or an earlier run) left in the HF or ModelScope cache.
+    return str(local_copy(name, ctx.profile.model.source) or name)
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
