@@ -59,6 +59,17 @@ def configs(steps: int, pref_steps: int) -> list[Config]:
         if method == "dpo":
             listed.append(Config("ours-dpo-inline-ref", ("--impl", "ours", *pref, "--cap-gib",
                                                          str(REFERENCE_PEAK_GIB[method]), "--no-precompute"), "pref"))
+    # 4-bit QLoRA (issue 16): the base loaded in NF4 from a saved random-weight copy, under small-card caps
+    qlora = ("--impl", "ours", "--quant", "4bit")
+    listed += [
+        Config("ours-sft-14b-qlora-cap22", (*qlora, *sft, "--arch", "qwen2.5-14b", *cap, "--bs", "2"), "qlora"),
+        Config("ours-dpo-14b-qlora-cap22", (*qlora, "--method", "dpo", "--steps", str(pref_steps), "--warm", "2",
+                                            "--bs", "4", "--arch", "qwen2.5-14b", *cap), "qlora"),
+        Config("ours-sft-14b-qlora-cap12", (*qlora, *sft, "--arch", "qwen2.5-14b", "--cap-gib", "12", "--bs", "2"),
+               "qlora"),
+        Config("ours-sft-7b-qlora-cap12", (*qlora, *sft, "--arch", "qwen2.5-7b", "--cap-gib", "12", "--bs", "2"),
+               "qlora"),
+    ]
     return listed
 
 
@@ -199,7 +210,7 @@ def write_outputs(out: Path, results: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", choices=["sft", "pref", "all"], default="all")
+    ap.add_argument("--suite", choices=["sft", "pref", "qlora", "all"], default="all")
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     ap.add_argument("--arch", default="qwen2.5-7b")
     ap.add_argument("--steps", type=int, default=12)

@@ -13,6 +13,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -32,6 +33,7 @@ from bench.common import (  # noqa: E402
     sft_rows,
 )
 from medllm_core.library.memory_estimate import TrainingShape, estimate_peak  # noqa: E402
+from medllm_core.library.training.speed import SIMPO_UNFUSED_BYTES_PER_LOGIT  # noqa: E402
 
 REFERENCE_FORWARDS = {"sft": 0.0, "dpo": 1.0, "simpo": 0.0, "kto": 2.0}  # reference (+ KL) no-grad passes per token
 
@@ -52,6 +54,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--cap-gib", type=float, default=0.0, help="simulate a smaller card (per-process memory cap)")
     ap.add_argument("--parity", action="store_true", help="loss parity run: no LoRA dropout, unpacked batches")
     ap.add_argument("--lora-rank", type=int, default=16)
+    ap.add_argument("--quant", choices=["none", "4bit"], default="none", help="ours: 4-bit QLoRA base (from disk)")
+    ap.add_argument("--model-dir", default="", help="--quant 4bit: where the random model is saved (default: "
+                    "bench-results/models/ARCH)")
     ap.add_argument("--no-precompute", action="store_true", help="ours: reference forward inside each step")
     return ap.parse_args()
 
@@ -98,7 +103,22 @@ def our_plan(args: argparse.Namespace, cuda: bool, total_gib: float, worst: Any 
     return plan_speed(args.method, hw, SHAPES[args.arch], max_length=args.seq, micro_batch_size=args.bs,
                       gradient_accumulation_steps=1, lora_rank=args.lora_rank,
                       lora_dropout=0.0 if args.parity else 0.05, dtype="bf16" if cuda else "fp32",
-                      memory_budget_gib=args.cap_gib, worst_tokens=worst, continues_adapter=False)
+                      memory_budget_gib=args.cap_gib, worst_tokens=worst, continues_adapter=False,
+                      quantization=args.quant)
+
+
+def model_dir(args: argparse.Namespace) -> Path:
+    return Path(args.model_dir or f"bench-results/models/{args.arch}")
+
+
+def our_model(args: argparse.Namespace, shape: Any, attempt: Any, cuda: bool) -> Any:
+    """The base for our path: random bf16 weights built in place, or (--quant 4bit) the saved copy loaded in NF4."""
+    if args.quant != "4bit":
+        return build_model(shape, attempt.attention or "sdpa", cuda)
+    from bench.quantized import load_4bit
+
+    return load_4bit(model_dir(args), attempt.attention or "sdpa", "bf16" if cuda else "fp32",
+                     attempt.gradient_checkpointing)
 
 
 def our_attempt(plan: Any, args: argparse.Namespace, cuda: bool) -> Any:
@@ -113,6 +133,10 @@ def main() -> None:
     args = parse()
     cuda = torch.cuda.is_available()
     total_gib = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else 0.0
+    if args.quant == "4bit":
+        from bench.quantized import ensure_saved
+
+        ensure_saved(SHAPES[args.arch], model_dir(args), cuda)
     if cuda and args.cap_gib:
         torch.cuda.set_per_process_memory_fraction(min(1.0, args.cap_gib / total_gib))
     shape = SHAPES[args.arch]
@@ -176,10 +200,11 @@ def estimate_from_facts(shape: Any, method: str, cfg: dict, max_tokens: int, max
     simpo = method == "simpo"
     return estimate_peak(shape, TrainingShape(
         method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
-        fused_loss=(liger and method == "sft") or method in ("dpo", "kto"), lora_rank=lora_rank,
+        fused_loss=(liger and method in ("sft", "simpo")) or method in ("dpo", "kto"), lora_rank=lora_rank,
         lora_dropout=lora_dropout and method == "sft", liger=liger, weight_bytes=2, reference_adapter=False,
-        logit_tokens=max(max_padded, max_tokens) if simpo else None,
-        unfused_bytes_per_logit=8.0 if simpo else 16.0))
+        logit_tokens=max(max_padded, max_tokens) if simpo and not liger else None,
+        unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if simpo else 16.0,
+        quantized=bool(cfg.get("quantized"))))
 
 
 def build(args: argparse.Namespace, cuda: bool, total_gib: float, tok: Any) -> tuple[Any, Any, Any, dict]:
@@ -233,7 +258,7 @@ def build_sft(args: argparse.Namespace, cuda: bool, total_gib: float, tok: Any) 
                           gradient_checkpointing=False, uncheckpointed_layers=0)
     register_varlen_attention()
     rows = sft_rows((args.warm + args.steps) * max(args.bs, attempt.micro_batch_size * 4), args.seq, shape.vocab)
-    model = build_model(shape, attempt.attention or "sdpa", cuda)
+    model = our_model(args, shape, attempt, cuda)
     prepare_model(model, attempt)
     chosen = {**attempt_kwargs(attempt), "gradient_accumulation_steps": 1}
     if not attempt.packing:
@@ -241,7 +266,7 @@ def build_sft(args: argparse.Namespace, cuda: bool, total_gib: float, tok: Any) 
     config = SFTConfig(**common_kwargs(args, cuda), **chosen, packing=attempt.packing, padding_free=True)
     trainer = prepare_trainer(SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                                          processing_class=tok, peft_config=lora(args)), attempt)
-    meta["config"] = {**attempt.describe(), "padding_free": True}
+    meta["config"] = {**attempt.describe(), "padding_free": True, "quantized": args.quant == "4bit"}
     meta["examples_per_step"] = attempt.micro_batch_size
     return trainer, plan, attempt, meta
 
@@ -278,9 +303,13 @@ def build_preference(args: argparse.Namespace, cuda: bool, total_gib: float, tok
         attempt = replace(attempt, precompute_ref=False)
     meta["examples_per_step"] = attempt.micro_batch_size * attempt.gradient_accumulation_steps
     register_varlen_attention()
-    model = build_model(shape, attempt.attention or "sdpa", cuda)
+    model = our_model(args, shape, attempt, cuda)
     prepare_model(model, attempt)
     config = config_cls(**common_kwargs(args, cuda), **attempt_kwargs(attempt), **reference_kwargs(attempt), **extra)
+    if args.method == "simpo" and attempt.liger:  # as preference.build_simpo: the fused SimPO trainer
+        from medllm_core.library.training.simpo_fused import fused_simpo_trainer_class
+
+        trainer_cls = fused_simpo_trainer_class()
     timed = time_precompute(trainer_cls, meta)
     try:
         trainer = trainer_cls(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok,
@@ -288,7 +317,7 @@ def build_preference(args: argparse.Namespace, cuda: bool, total_gib: float, tok
     finally:
         timed()
     prepare_trainer(trainer, attempt)
-    meta["config"] = attempt.describe() | {"padding_free": attempt.padding_free}
+    meta["config"] = attempt.describe() | {"padding_free": attempt.padding_free, "quantized": args.quant == "4bit"}
     return trainer, plan, attempt, meta
 
 
