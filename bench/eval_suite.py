@@ -114,7 +114,8 @@ def _context(work: Path, protocol: str, max_new_tokens: int, cuda: bool) -> Any:
     from medllm_core.library.evaluation.settings import EvalSettings
 
     decisions: list[dict[str, Any]] = []
-    profile = SimpleNamespace(model=SimpleNamespace(name_or_path=str(work / "model"), trust_remote_code=False),
+    profile = SimpleNamespace(model=SimpleNamespace(name_or_path=str(work / "model"), trust_remote_code=False,
+                                                       quantization="none"),
                               resolve_path=lambda p: Path(p))
     return SimpleNamespace(
         settings=EvalSettings(protocol=protocol, max_new_tokens_mcq=max_new_tokens),
@@ -122,6 +123,7 @@ def _context(work: Path, protocol: str, max_new_tokens: int, cuda: bool) -> Any:
         hardware=SimpleNamespace(backend="cuda" if cuda else "cpu"),
         decide=lambda kind, summary, **facts: decisions.append({"kind": kind, "summary": summary, **facts}),
         progress=lambda *a, **k: None, log=lambda *a, **k: None, decisions=decisions,
+        stage_decisions=lambda: decisions,
         stop_requested=lambda: False)  # a bench is never stopped through a STOP file
 
 

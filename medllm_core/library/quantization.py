@@ -92,10 +92,16 @@ def bnb_config(dtype: str) -> Any:
 
 
 def prepare_for_training(model: Any, gradient_checkpointing: bool) -> Any:
-    """PEFT's k-bit preparation (norms to fp32, input grads for checkpointing) with medllm's checkpointing
-    choice. Non-reentrant checkpointing: the reentrant form needs inputs that require grad."""
-    from peft import prepare_model_for_kbit_training
+    """The k-bit preparation for training, without PEFT's fp32 upcast.
 
-    return prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None)
+    ``peft.prepare_model_for_kbit_training`` freezes the base, upcasts every unquantized weight to fp32 and turns
+    on checkpointing. The upcast makes a transient fp32 copy of the embeddings and LM head (2 × 2.9 GiB on a 14B
+    Qwen: the 12 GiB QLoRA bench row ran out of memory inside it) and medllm casts them back to the compute dtype
+    anyway (quantized_base.prepare_base), so only the other two steps are done here. Non-reentrant checkpointing:
+    it needs no inputs that require grad (the reentrant form does).
+    """
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model

@@ -23,7 +23,7 @@ def run_quantization(ctx: Any, record: bool = True) -> QuantizationDecision:
     capability = min(tuple(g.capability) for g in hardware.gpus) if on_gpu else None
     full = four = None
     card_gib = 0.0
-    if profile.model.quantization == "auto" and on_gpu:
+    if getattr(profile.model, "quantization", "none") == "auto" and on_gpu:
         card_gib, major = card_gib_for(profile, hardware)
         sft = (getattr(profile, "stages", {}) or {}).get("sft", {})
         full = plan_preview(profile, card_gib, "sft", sft, major, "none")
@@ -64,11 +64,10 @@ def base_weights_setup(ctx: Any) -> dict[str, Any]:
 
 
 def prepare_base(model: Any, dtype: str, gradient_checkpointing: bool) -> Any:
-    """PEFT's k-bit preparation, then the unquantized frozen weights back to the compute dtype.
+    """k-bit preparation (frozen base, checkpointing), then any unquantized fp32 weight to the compute dtype.
 
-    Why the recast: ``prepare_model_for_kbit_training`` upcasts every non-4-bit weight (embeddings, LM head, norms)
-    to fp32, which costs ~4 GiB more on a 7B/14B Qwen (a 152k vocabulary) and keeps the residual stream in fp32;
-    the unquantized path trains with those weights in bf16/fp16 already, so the 4-bit path matches it.
+    The unquantized path trains with embeddings, LM head and norms in bf16/fp16, so the 4-bit path matches it;
+    PEFT's upcast of them to fp32 would cost ~4 GiB more on a 7B/14B Qwen (quantization.prepare_for_training).
     """
     import torch
 
