@@ -40,7 +40,8 @@ def run_parser() -> argparse.ArgumentParser:
         epilog="Subcommands: 'medllm-tui plugins', 'medllm-tui options [STAGE]', "
                "'medllm-tui data check PATH --stage sft', "
                "'medllm-tui attach [RUN_DIR]', 'medllm-tui plugin new NAME', 'medllm-tui model fetch PROFILE'. "
-               "Continue an interrupted run: medllm-tui --run PROFILE --resume [RUN_DIR]. "
+               "Continue an interrupted run: medllm-tui --resume [RUN_DIR] (from the folder's saved profile; "
+               "default: the latest run under --output-root) or medllm-tui --run PROFILE --resume [RUN_DIR]. "
                "Exit codes: 0 ok, 1 internal error, 2 config/data error, 3 preflight gate, 4 stage failed, "
                "5 strict check failed, 130 interrupted or stopped (continue with --resume).",
     )
@@ -85,7 +86,7 @@ def quiet_library_progress_bars() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def command_run(args: argparse.Namespace) -> int:
+def command_run(args: argparse.Namespace, from_folder: bool = False) -> int:
     from rich.console import Console
 
     from medllm_core.kernel.day1_summary import EXIT_MEANING
@@ -100,7 +101,16 @@ def command_run(args: argparse.Namespace) -> int:
     quiet_library_progress_bars()
     load_env_file()
     registry = load_plugins()
-    profile = load_profile(args.run, cli_overrides=cli_overrides(args), stages=registry.catalogue())
+    if from_folder:
+        from medllm_core.kernel.resume_folder import original_profile_path, resume_folder
+
+        folder, saved = resume_folder(args.resume, args.output_root)
+        args.resume = str(folder)
+        overrides = {k: v for k, v in cli_overrides(args).items() if k != "output_root"}
+        profile = load_profile(saved, cli_overrides=overrides, stages=registry.catalogue())
+        profile.source_path = original_profile_path(folder) or profile.source_path
+    else:
+        profile = load_profile(args.run, cli_overrides=cli_overrides(args), stages=registry.catalogue())
     previous = None
     if args.resume is not None:
         if profile.run.dry_run:
@@ -119,6 +129,13 @@ def command_run(args: argparse.Namespace) -> int:
             outcome = dry_run(context)
         else:
             outcome = execute(profile, registry, run=run, secrets=environment_secrets(), resume=previous)
+    except KeyboardInterrupt:
+        from medllm_core.kernel.resume_command import resume_command
+
+        printer.stop()
+        print(f"interrupted; continue with: {resume_command(run.run_dir, profile.source_path, sys.argv)}",
+              file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
     finally:
         printer.stop()
     meaning = EXIT_MEANING.get(outcome.exit_code, "")
@@ -300,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_model(argv[1:])
         args = run_parser().parse_args(argv)
         if args.resume is not None and not args.run:
-            raise ConfigError("--resume needs the profile too", hint="medllm-tui --run PROFILE --resume [RUN_DIR]")
+            return command_run(args, from_folder=True)  # the folder's own effective_profile.toml
         if args.run:
             return command_run(args)
         return launch_app(output_root=args.output_root)

@@ -243,7 +243,10 @@ def _record_stopped(context: RunContext, ledger: RunLedger, name: str, started: 
 def _exit_from_results(context: RunContext) -> tuple[ExitCode, str]:
     stopped = [n for n, r in context.results.items() if r.status == StageStatus.STOPPED]
     if stopped:
-        return ExitCode.INTERRUPTED, f"stopped on request: {', '.join(stopped)}; continue with --resume"
+        from medllm_core.kernel.resume_command import resume_command
+
+        command = resume_command(context.run.run_dir, context.profile.source_path, sys.argv)
+        return ExitCode.INTERRUPTED, f"stopped on request: {', '.join(stopped)}; continue with: {command}"
     failed = [n for n, r in context.results.items() if r.status == StageStatus.FAILED]
     if failed:
         return ExitCode.STAGE_FAILED, f"stage(s) failed: {', '.join(failed)}"
@@ -356,7 +359,11 @@ def execute(profile: Profile, registry: StageRegistry, *, run: RunInfo | None = 
     except MedllmError as exc:
         outcome = RunOutcome(exc.exit_code, run.run_dir, dict(context.results), exc.render())
     except KeyboardInterrupt:
-        outcome = RunOutcome(ExitCode.INTERRUPTED, run.run_dir, dict(context.results), "interrupted")
+        from medllm_core.kernel.resume_command import resume_command
+
+        command = resume_command(run.run_dir, profile.source_path, sys.argv)
+        outcome = RunOutcome(ExitCode.INTERRUPTED, run.run_dir, dict(context.results),
+                             f"interrupted (Ctrl-C); continue with: {command}")
     finish_run(context, outcome)
     return outcome
 
