@@ -359,3 +359,23 @@ def test_data_check_validates_multiple_choice_files(tmp_path):
                    '{"question": "q2", "options": "nothing", "answer": "A"}\n', encoding="utf-8")
     result = run_cli(["data", "check", str(bad), "--stage", "eval"])
     assert result.returncode == 2 and f"{bad}:2 [options]" in result.stdout
+
+
+def test_a_failed_run_keeps_the_last_successful_runs_reports(default_run):
+    """Issue 15 item 5 (last in this file: it writes a failed run into the shared output root)."""
+    out, result = default_run
+    assert result.returncode == 0
+    marker = json.loads((out / "reports/last_successful_run.json").read_text())
+    first_run = out / "reports/runs" / marker["run_id"]
+    assert first_run.is_dir()
+    dpo_before = (out / "reports/training/dpo_metrics.json").read_text()
+    failed = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(out),
+                      "--set", "data.sft.path=missing_sft.jsonl"])
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    kept = first_run / "reports_kept"
+    assert (kept / "training/dpo_metrics.json").read_text() == dpo_before
+    assert not (kept / "runs").exists() and not (kept / "last_successful_run.json").exists()
+    summary = (out / "reports/migration/day1_run_summary.md").read_text()
+    assert f"Reports of the last successful run `{marker['run_id']}` are kept in `{kept}`" in summary
+    # the marker still names the successful run, not the failed one
+    assert json.loads((out / "reports/last_successful_run.json").read_text())["run_id"] == marker["run_id"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from medllm_core.kernel.atomic import write_text
 from medllm_core.kernel.errors import ExitCode
+from medllm_core.kernel.kept_reports import kept_line
 from medllm_core.kernel.report_paths import DAY1_SUMMARY
 from medllm_core.kernel.resume_command import resume_command
 from medllm_core.kernel.smoke import smoke_notice, smoke_reason, under_title
@@ -95,6 +96,7 @@ def write_day1_summary(context: RunContext, outcome: RunOutcome) -> Path:
         f"- Exit code: **{int(outcome.exit_code)}** ({EXIT_MEANING.get(outcome.exit_code, '?')})"
         + (f" — {outcome.message}" if outcome.message else ""),
         *_continue_line(context, outcome),
+        *kept_line(context, int(outcome.exit_code)),
         "",
         "## Stages",
         "",

@@ -326,8 +326,10 @@ def _save_state(context: RunContext, ledger: RunLedger) -> None:
 
 def finish_run(context: RunContext, outcome: RunOutcome) -> None:
     from medllm_core.kernel.day1_summary import write_day1_summary
+    from medllm_core.kernel.kept_reports import record_success
 
     summary_path = write_day1_summary(context, outcome)
+    record_success(context, int(outcome.exit_code))
     context.events.write(ev.RunFinished(
         exit_code=int(outcome.exit_code),
         status=outcome.exit_code.name.lower(),
@@ -349,6 +351,9 @@ def execute(profile: Profile, registry: StageRegistry, *, run: RunInfo | None = 
     run = run or new_run_info(profile)
     context = start_run(profile, registry, run, hardware=hardware, secrets=secrets, previous=resume)
     try:
+        from medllm_core.kernel.kept_reports import keep_last_success
+
+        keep_last_success(context)
         if resume is not None:
             sweep_leftovers(context)
             (run.run_dir / STOP_FILE).unlink(missing_ok=True)  # the stop request was for the previous attempt
