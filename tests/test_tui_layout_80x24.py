@@ -128,6 +128,13 @@ async def test_start_and_wizard_footer_labels_are_not_cut(tmp_path: Path) -> Non
             await _settle(pilot)
             assert screen_lines(app)[0].strip().startswith(step), screen_lines(app)[0]
             _assert_footer_whole(app)
+            if step == "3/4":  # the stage options form opens from here
+                await pilot.press("ctrl+o")
+                await _settle(pilot)
+                assert screen_lines(app)[0].strip().startswith("Stage options")
+                _assert_footer_whole(app)
+                await pilot.press("escape")
+                await _settle(pilot)
 
 
 @pytest.mark.anyio
@@ -178,3 +185,21 @@ async def test_f1_lists_the_keys_without_squeezing_the_dashboard(tmp_path: Path)
         await pilot.press("f1")
         await pilot.pause()
         assert app.screen is dashboard
+
+
+@pytest.mark.anyio
+async def test_the_checks_that_matter_are_in_view_first(tmp_path: Path) -> None:
+    # The finished resumed run: strict_pass passed, three readiness checks failed among 30 checks.
+    run_dir = recorded_run(tmp_path, RESUMED_RUN_ID, fixture=FIXTURE_RESUMED)
+    app = MedllmApp(fake_deps(tmp_path), attach=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        failed = [c.name for c in screen.view.checks if not c.passed]
+        assert len(failed) == 3 and len(screen.view.checks) > 10
+        box = screen.query_one("#checks-box", VerticalScroll)
+        assert box.border_title == "strict-pass checks · 3 failed"
+        visible = [line.strip() for line in region_lines(app, box.content_region)]
+        assert visible[0] == "✓ strict_pass"
+        assert [line[2:] for line in visible[1:4]] == failed and all(line[0] == "✗" for line in visible[1:4])

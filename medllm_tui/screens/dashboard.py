@@ -29,6 +29,7 @@ from medllm_tui.screens.confirm import ConfirmScreen
 from medllm_tui.widgets.loss_plot import LossPlot
 from medllm_tui.widgets.panels import (
     checks_text,
+    checks_title,
     decisions_text,
     memory_text,
     stages_text,
@@ -151,6 +152,7 @@ class DashboardScreen(Screen[None]):
         self.query_one("#stages", Static).update(stages_text(self.view, now))
         self.query_one("#memory", Static).update(memory_text(self.medllm.gpu_reading, self.view))
         self.query_one("#checks", Static).update(checks_text(self.view))
+        self.query_one("#checks-box").border_title = checks_title(self.view)
         self.query_one("#decisions", Static).update(decisions_text(self.view))
         summary = summary_text(self.view)
         box = self.query_one("#summary", Static)

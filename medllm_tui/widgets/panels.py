@@ -76,6 +76,14 @@ def checks_text(view: RunView) -> str:
     return "\n".join(lines)
 
 
+def checks_title(view: RunView) -> str:
+    """The box title counts what failed: at 80x24 the list scrolls, the title is always in view."""
+    failed = sum(not check.passed for check in view.checks)
+    if not view.checks:
+        return "strict-pass checks"
+    return f"strict-pass checks · {failed} failed" if failed else f"strict-pass checks · {len(view.checks)} ok"
+
+
 def decisions_text(view: RunView) -> str:
     if not view.decisions:
         return "[$text-muted]no automatic decisions yet[/]"
