@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 class MedllmApp(App[str]):
     TITLE = "medllm"
     BINDINGS = [
-        Binding("f1,question_mark", "toggle_help", "Keys", id="app.help"),
-        Binding("ctrl+t", "toggle_theme", "Light/dark", id="app.theme"),
+        # Footer labels stay one short word: at 80 columns every screen's keys must fit on one row.
+        Binding("f1,question_mark", "toggle_help", "Keys", tooltip="List every key of this screen", id="app.help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", tooltip="Switch between the light and dark theme",
+                id="app.theme"),
         Binding("ctrl+q", "detach", "Quit", id="app.quit", priority=True),
     ]
 
@@ -154,10 +156,12 @@ class MedllmApp(App[str]):
         self.exit(str(run_dir) if run_dir else "")
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        from medllm_tui.screens.keys_help import KeysScreen, key_rows
+
+        if isinstance(self.screen, KeysScreen):
+            self.screen.dismiss(None)
         else:
-            self.action_show_help_panel()
+            self.push_screen(KeysScreen(key_rows(self.screen)))
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -54,7 +54,7 @@ async def test_finished_run_rebuilds_every_panel(tmp_path: Path) -> None:
         assert "run cpu: 0.5 / N/A GB" in memory
         checks = _text(screen, "#checks").splitlines()
         assert len(checks) == 13 and all(line.startswith("✓") for line in checks)
-        assert checks[-1] == "✓ strict_pass"
+        assert checks[0] == "✓ strict_pass"  # the verdict first, then failures, then the rest
         decisions = _text(screen, "#decisions")
         assert "precision preflight: fp32" in decisions
         assert "oom_retry sft: CUDA out of memory at step 11: micro-batch 4 → 2" in decisions

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
@@ -27,6 +29,7 @@ from medllm_tui.screens.confirm import ConfirmScreen
 from medllm_tui.widgets.loss_plot import LossPlot
 from medllm_tui.widgets.panels import (
     checks_text,
+    checks_title,
     decisions_text,
     memory_text,
     stages_text,
@@ -37,29 +40,41 @@ from medllm_tui.widgets.panels import (
 if TYPE_CHECKING:
     from medllm_tui.app import MedllmApp
 
+# Rows; below it the stages box shows 8 stages (it scrolls) and a clean finish's summary lines
+# (also in the log) make way for the boxes.
+COMPACT_HEIGHT = 30
+
 
 class DashboardScreen(Screen[None]):
     BINDINGS = [
-        Binding("x", "stop_run", "Stop run", tooltip="Stop at the next step; a checkpoint is saved",
+        # One-word footer labels: with the app's keys they must fit one 80-column row uncut.
+        Binding("x", "stop_run", "Stop", tooltip="Stop the run at the next step; a checkpoint is saved",
                 id="dashboard.stop"),
-        Binding("l", "cycle_loss", "Loss curve", tooltip="Show the next training stage's loss",
+        Binding("l", "cycle_loss", "Loss", tooltip="Show the next training stage's loss curve",
                 id="dashboard.cycle_loss"),
         Binding("escape", "leave", "Back", tooltip="Back to the start screen; the run keeps going",
                 id="dashboard.back"),
         Binding("q", "app.detach", "Detach", tooltip="Quit the TUI; the run keeps going", id="dashboard.quit"),
     ]
+    # Sized for 80x24 first (21 rows between the status lines and the footer), and still
+    # roomy at 120x40: every box scrolls, so nothing is ever cut off for good.
     DEFAULT_CSS = """
     DashboardScreen #status { height: auto; padding: 0 1; background: $boost; }
     DashboardScreen #summary { height: auto; max-height: 3; padding: 0 1; display: none; }
     DashboardScreen #summary.shown { display: block; }
+    DashboardScreen.compact #summary.succeeded { display: none; }
     DashboardScreen #left { width: 37; }
     DashboardScreen VerticalScroll { scrollbar-size-vertical: 1; }
-    DashboardScreen #stages-box { height: auto; max-height: 10; border: round $primary; }
+    DashboardScreen #stages-box { height: auto; max-height: 16; border: round $primary; }
+    DashboardScreen.compact #stages-box { max-height: 10; }
     DashboardScreen #memory-box { height: auto; max-height: 5; border: round $primary; }
-    DashboardScreen #checks-box { height: 1fr; min-height: 3; border: round $primary; }
+    DashboardScreen #checks-box { height: 1fr; min-height: 4; border: round $primary; }
     DashboardScreen #loss { height: 1fr; min-height: 8; border: round $primary; }
-    DashboardScreen #decisions-box { height: auto; max-height: 4; border: round $primary; }
-    DashboardScreen #log { height: 1fr; min-height: 3; border: round $primary; }
+    DashboardScreen #decisions-box { height: auto; min-height: 3; max-height: 5; border: round $primary; }
+    DashboardScreen #log { height: 1fr; min-height: 4; border: round $primary; }
+    /* Arrows / PgUp / End scroll the focused box (Tab moves): show which one that is. */
+    DashboardScreen #stages-box:focus, DashboardScreen #memory-box:focus, DashboardScreen #checks-box:focus,
+    DashboardScreen #decisions-box:focus, DashboardScreen #log:focus { border: round $accent; }
     """
 
     def __init__(self, run_dir: Path | None = None, launched: LaunchedRun | None = None) -> None:
@@ -71,6 +86,7 @@ class DashboardScreen(Screen[None]):
         self.stop_requested = False
         self.launch_failed = False
         self.log_written = 0
+        self.followed_stage: int | None = None  # index of the running stage last scrolled to
 
     @property
     def medllm(self) -> MedllmApp:
@@ -91,7 +107,9 @@ class DashboardScreen(Screen[None]):
                 yield LossPlot(id="loss")
                 with VerticalScroll(id="decisions-box"):
                     yield Static(id="decisions")
-                yield RichLog(id="log", max_lines=500, wrap=True, markup=False)
+                # min_width=1: RichLog renders at least 78 columns by default, which clips instead of wrapping
+                # in the ~41 columns the log gets at 80x24.
+                yield RichLog(id="log", max_lines=500, wrap=True, markup=False, min_width=1)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -134,12 +152,28 @@ class DashboardScreen(Screen[None]):
         self.query_one("#stages", Static).update(stages_text(self.view, now))
         self.query_one("#memory", Static).update(memory_text(self.medllm.gpu_reading, self.view))
         self.query_one("#checks", Static).update(checks_text(self.view))
+        self.query_one("#checks-box").border_title = checks_title(self.view)
         self.query_one("#decisions", Static).update(decisions_text(self.view))
         summary = summary_text(self.view)
         box = self.query_one("#summary", Static)
         box.update(summary)
         box.set_class(bool(summary), "shown")
+        # A clean finish repeats its report paths in the log: on a short screen those rows go to the boxes.
+        box.set_class(self.view.finished is not None and self.view.finished.exit_code == 0, "succeeded")
         self.query_one(LossPlot).show(self.view)
+        self._follow_running_stage()
+
+    def _follow_running_stage(self) -> None:
+        """Scroll the stages box to the stage that just started, once; the user's own scrolling is kept after."""
+        running = next((i for i, s in enumerate(self.view.stages.values()) if s.state == "running"), None)
+        if running is None or running == self.followed_stage:
+            return
+        self.followed_stage = running
+        box = self.query_one("#stages-box", VerticalScroll)
+        self.call_after_refresh(box.scroll_to_region, Region(0, running, 1, 1), animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.height < COMPACT_HEIGHT, "compact")
 
     def gpu_reading_changed(self, _reading: GpuReading) -> None:
         self.query_one("#memory", Static).update(memory_text(self.medllm.gpu_reading, self.view))

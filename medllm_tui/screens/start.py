@@ -20,10 +20,12 @@ NEW_RUN = "new"
 
 class StartScreen(Screen[None]):
     BINDINGS = [
-        Binding("n", "app.new_run", "New run (wizard)", id="start.new_run"),
-        Binding("a", "app.attach_latest", "Attach to latest run", id="start.attach_latest"),
-        Binding("r", "refresh_runs", "Refresh runs", id="start.refresh"),
-        Binding("q", "app.quit", "Quit", id="start.quit"),
+        # Short footer labels (they must fit 80 columns); the tooltips say the rest in the F1 list.
+        Binding("n", "app.new_run", "New run", tooltip="Open the profile wizard", id="start.new_run"),
+        Binding("a", "app.attach_latest", "Attach", tooltip="Open the dashboard of the latest run",
+                id="start.attach_latest"),
+        Binding("r", "refresh_runs", "Refresh", tooltip="Read the list of recent runs again", id="start.refresh"),
+        Binding("q", "app.quit", "Quit", show=False, id="start.quit"),  # the footer already has ^q Quit
     ]
     DEFAULT_CSS = """
     StartScreen #title { padding: 0 1; background: $boost; text-style: bold; }

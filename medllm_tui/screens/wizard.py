@@ -51,7 +51,7 @@ WizardStep OptionList { height: 1fr; border: round $primary; }
 WizardStep #toggles { height: 1fr; }
 WizardStep Checkbox { border: none; height: 1; padding: 0 1; }
 WizardStep Checkbox:focus { border: none; background: $boost; text-style: bold; }
-WizardStep #nav { height: auto; dock: bottom; padding: 0 1; }
+WizardStep #nav { height: auto; min-height: 3; padding: 0 1; }
 WizardStep #nav Button { margin-right: 2; min-width: 12; }
 """
 
@@ -61,8 +61,9 @@ class WizardStep(Screen[None]):
 
     STEP_TITLE = ""
     BINDINGS = [
-        Binding("ctrl+n", "next_step", "Next step", id="wizard.next"),
-        Binding("escape", "back", "Back", id="wizard.back"),
+        # One-word footer labels: the app's keys share the row, and it must fit 80 columns.
+        Binding("ctrl+n", "next_step", "Next", tooltip="Go to the next step", id="wizard.next"),
+        Binding("escape", "back", "Back", tooltip="Back one step; the choices are kept", id="wizard.back"),
     ]
     DEFAULT_CSS = WIZARD_CSS
 
@@ -240,7 +241,8 @@ TOGGLES = (
 
 class OptionsStep(WizardStep):
     STEP_TITLE = "3/4  Judges and training"
-    BINDINGS = [Binding("ctrl+o", "stage_options", "Stage options", id="wizard.stage_options")]
+    BINDINGS = [Binding("ctrl+o", "stage_options", "Options", tooltip="Every stage's settings as a form",
+                        id="wizard.stage_options")]
 
     def compose_body(self) -> ComposeResult:
         yield Static(self._endpoint_line(), id="endpoint", classes="note")
@@ -285,8 +287,8 @@ class OptionsStep(WizardStep):
 class ConfirmStep(WizardStep):
     STEP_TITLE = "4/4  Confirm"
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save profile", id="wizard.save"),
-        Binding("ctrl+r", "start", "Start run", id="wizard.start"),
+        Binding("ctrl+s", "save", "Save", tooltip="Save the profile without starting", id="wizard.save"),
+        Binding("ctrl+r", "start", "Start", tooltip="Save the profile and start the run", id="wizard.start"),
     ]
 
     def compose_body(self) -> ComposeResult:

@@ -68,11 +68,20 @@ def checks_text(view: RunView) -> str:
     if not view.checks:
         return "[$text-muted]no checks yet[/]"
     lines = []
-    for check in view.checks:
+    # The verdict, then what failed, then the rest: at 80x24 the box shows ~5 lines before it scrolls.
+    for check in sorted(view.checks, key=lambda c: (c.name != "strict_pass", c.passed)):
         mark = "[$success]✓[/]" if check.passed else "[$error]✗[/]"
         name = f"[b]{escape(check.name)}[/b]" if check.name == "strict_pass" else escape(check.name)
         lines.append(f"{mark} {name}")
     return "\n".join(lines)
+
+
+def checks_title(view: RunView) -> str:
+    """The box title counts what failed: at 80x24 the list scrolls, the title is always in view."""
+    failed = sum(not check.passed for check in view.checks)
+    if not view.checks:
+        return "strict-pass checks"
+    return f"strict-pass checks · {failed} failed" if failed else f"strict-pass checks · {len(view.checks)} ok"
 
 
 def decisions_text(view: RunView) -> str:
