@@ -184,6 +184,8 @@ def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
     if estimate is not None:
         card = verdict.facts["memory_card_gib"]
         mark += f", est. peak {estimate:.1f}/{card:.0f} GiB" + ("" if verdict.facts["memory_fits"] else " (too big)")
+        if verdict.facts.get("memory_quantization") == "4bit":
+            mark += " with 4-bit QLoRA"
     return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}"
 
 

@@ -115,6 +115,7 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
         facts["memory_estimate_gib"] = round(preview.estimate_gib, 1)
         facts["memory_card_gib"] = round(preview.card_gib, 1)
         facts["memory_fits"] = preview.fits
+        facts["memory_quantization"] = preview.quantization
     if hardware.backend == "cuda" and available >= required:
         verdict = f"{available:.1f} GB per GPU >= {gate_gb} GB gate for {label}"
         if custom is not None:
@@ -122,6 +123,10 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
         elif preview is not None:
             verdict += f"; SFT {preview.describe()}"
         return GateVerdict("pass", verdict, facts)
+    if hardware.backend == "cuda" and preview is not None and preview.quantization == "4bit" and preview.fits:
+        # The tier's gate is for a 16-bit base; model.quantization (auto or 4bit) trains a 4-bit one that fits.
+        return GateVerdict("pass", f"{available:.1f} GB per GPU < {gate_gb} GB gate for {label} in 16-bit, but a "
+                                   f"4-bit QLoRA base fits: SFT {preview.describe()}", facts)
     shortfall = (
         "no CUDA GPU detected" if hardware.backend != "cuda"
         else f"{available:.1f} GB per GPU < {gate_gb} GB gate for {label}"
