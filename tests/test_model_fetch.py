@@ -235,3 +235,21 @@ def test_proxy_credentials_never_reach_a_report():
     assert strip_credentials("http://user:pass@10.0.0.1:3128") == "http://10.0.0.1:3128"
     assert strip_credentials("socks5h://token@proxy.example:1080/") == "socks5h://proxy.example:1080/"
     assert strip_credentials("https://hf-mirror.com") == "https://hf-mirror.com"
+
+
+def test_a_name_the_hub_does_not_have_is_one_error_line(tmp_path, model_folder, monkeypatch, capsys):
+    from medllm_tui.cli import main
+
+    hub = FakeHub.from_folder(REPO_ID, model_folder)
+    server, url = serve(hub)
+    for key, value in _env(tmp_path, url).items():
+        monkeypatch.setenv(key, value)
+    try:
+        code = main(["model", "fetch", PROFILE, "--model", "medllm-test/typo", "--no-progress"])
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: {REPO / PROFILE}, key 'model.name_or_path': model 'medllm-test/typo' (revision main) not available "
+        f"at {url} (HTTP 404) (check model.name_or_path; a gated model needs HF_TOKEN)"]

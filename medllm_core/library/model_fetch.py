@@ -44,15 +44,22 @@ def human_size(n: int) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB // 10 else f"{n / 1024**2:.1f} MiB"
 
 
-def remote_files(repo_id: str, revision: str, endpoint: str) -> tuple[str, list[RemoteFile]]:
+def remote_files(repo_id: str, revision: str, endpoint: str,
+                 where: Location | None = None) -> tuple[str, list[RemoteFile]]:
     """The commit and every file of the repo with its size and hashes, from the hub's API."""
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.hf_api import RepoFile
 
     api = HfApi(endpoint=endpoint)
-    commit = api.repo_info(repo_id, revision=revision).sha or revision
-    files = [RemoteFile(f.path, int(f.lfs.size if f.lfs else f.size), f.blob_id, f.lfs.sha256 if f.lfs else None)
-             for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(f, RepoFile)]
+    try:
+        commit = api.repo_info(repo_id, revision=revision).sha or revision
+        files = [RemoteFile(f.path, int(f.lfs.size if f.lfs else f.size), f.blob_id, f.lfs.sha256 if f.lfs else None)
+                 for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(f, RepoFile)]
+    except HfHubHTTPError as exc:  # a typo in the name, a gated model without HF_TOKEN, a mirror without the repo
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise ConfigError(f"model '{repo_id}' (revision {revision}) not available at {endpoint} (HTTP {status})",
+                          where, hint="check model.name_or_path; a gated model needs HF_TOKEN") from None
     return commit, files
 
 
@@ -138,22 +145,29 @@ def _download_weights(repo_id: str, commit: str, endpoint: str, missing: list[Re
 def fetch_hf(repo_id: str, where: Location, revision: str = "main", progress: bool = True) -> FetchResult:
     """Check the disk, download (resuming what an interrupted fetch left), then verify every file's hash."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
+    from medllm_core.library.model_resume import DownloadInterrupted, transport_errors
     from medllm_core.library.model_source import hf_endpoint
 
     endpoint = hf_endpoint()
-    commit, files = remote_files(repo_id, revision, endpoint)
-    missing = missing_files(repo_id, commit, files)
-    need = missing_bytes(repo_id, missing)
-    check_disk(need, hf_hub_cache(), where)
-    _download_weights(repo_id, commit, endpoint, missing, progress)
-    (enable_progress_bars if progress else disable_progress_bars)()
-    # By the branch name, not the commit: the hub then records refs/<revision> in the cache, which is how the run
-    # (and the wizard) later find this copy offline from the repo id alone.
-    folder = Path(snapshot_download(repo_id, revision=revision, endpoint=endpoint, cache_dir=hf_hub_cache()))
-    if folder.name != commit:  # the branch moved between listing and download: verify what was downloaded
-        commit, files = remote_files(repo_id, folder.name, endpoint)
+    try:
+        commit, files = remote_files(repo_id, revision, endpoint, where)
+        missing = missing_files(repo_id, commit, files)
+        need = missing_bytes(repo_id, missing)
+        check_disk(need, hf_hub_cache(), where)
+        _download_weights(repo_id, commit, endpoint, missing, progress)
+        (enable_progress_bars if progress else disable_progress_bars)()
+        # By the branch name, not the commit: the hub then records refs/<revision> in the cache, which is how the
+        # run (and the wizard) later find this copy offline from the repo id alone.
+        folder = Path(snapshot_download(repo_id, revision=revision, endpoint=endpoint, cache_dir=hf_hub_cache()))
+        if folder.name != commit:  # the branch moved between listing and download: verify what was downloaded
+            commit, files = remote_files(repo_id, folder.name, endpoint, where)
+    except (*transport_errors(), LocalEntryNotFoundError) as exc:  # the network went away mid-fetch
+        raise DownloadInterrupted(f"fetching '{repo_id}' from {endpoint} failed: {str(exc)[:160]}",
+                                  hint="run 'medllm-tui model fetch' again: finished files and partial weights "
+                                       "are kept") from None
     verified = verify(folder, files)
     return FetchResult(folder, [f.path for f in files], need, verified)
 

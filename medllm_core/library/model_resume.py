@@ -49,7 +49,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def transport_errors() -> tuple[type[BaseException], ...]:
     """The network errors of the HTTP client huggingface_hub's session is built on (httpx2 in 2.x), by lookup,
     so a change of client in a later huggingface_hub does not break the import here."""
     import importlib
@@ -95,7 +95,7 @@ def download_blob(repo_id: str, commit: str, path: str, sha256: str, size: int, 
     lock.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(cache, repo_id, sha256)
     url = f"{endpoint}/{repo_id}/resolve/{commit}/{quote(path)}"
-    transient = _transport_errors()
+    transient = transport_errors()
     with FileLock(str(lock)):
         failures, last_error = 0, ""
         while not (part.exists() and part.stat().st_size >= size):
