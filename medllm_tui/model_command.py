@@ -35,7 +35,10 @@ def command_model(argv: Sequence[str]) -> int:
     if result is None:
         print(f"{profile.model.name_or_path}: {how}")
         return 0
-    print(f"{profile.model.name_or_path}: {how}; {len(result.files)} files, "
-          f"{human_size(result.downloaded_bytes)} downloaded, {result.verified} verified")
+    if result.files:  # the HF path counts and verifies; ModelScope's package does its own download
+        print(f"{profile.model.name_or_path}: {how}; {len(result.files)} files, "
+              f"{human_size(result.downloaded_bytes)} downloaded, {result.verified} verified")
+    else:
+        print(f"{profile.model.name_or_path}: {how}")
     print(f"local copy: {result.local_path} (the run uses it)")
     return 0
