@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -117,6 +118,8 @@ def download_blob(repo_id: str, commit: str, path: str, sha256: str, size: int, 
                 raise DownloadInterrupted(f"download of {path} from {endpoint} keeps failing ({last_error}); "
                                           f"{kept} of {size} bytes kept",
                                           hint="run 'medllm-tui model fetch' again to continue from there")
+            if not grew:
+                time.sleep(failures)  # a blip on a flaky mirror: back off a little before asking again
         if part.stat().st_size != size or _sha256(part) != sha256:
             part.unlink()  # a corrupt partial file must not be resumed again
             raise DownloadInterrupted(f"{path} from {endpoint} does not match the hub's sha256 or size",
