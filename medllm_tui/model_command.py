@@ -10,7 +10,7 @@ def command_model(argv: Sequence[str]) -> int:
     from medllm_core.kernel.plugin_manager import load_plugins
     from medllm_core.kernel.profile import load_profile
     from medllm_core.library.env_file import load_env_file
-    from medllm_core.library.model_fetch import fetch_for_profile
+    from medllm_core.library.model_fetch import fetch_for_profile, human_size
     from medllm_core.library.model_source import source_environment
     from medllm_tui.cli import _parse_sets
 
@@ -35,7 +35,10 @@ def command_model(argv: Sequence[str]) -> int:
     if result is None:
         print(f"{profile.model.name_or_path}: {how}")
         return 0
-    print(f"{profile.model.name_or_path}: {how}; {len(result.files)} files, "
-          f"{result.downloaded_bytes / 1024**2:.1f} MiB downloaded, {result.verified} verified")
+    if result.files:  # the HF path counts and verifies; ModelScope's package does its own download
+        print(f"{profile.model.name_or_path}: {how}; {len(result.files)} files, "
+              f"{human_size(result.downloaded_bytes)} downloaded, {result.verified} verified")
+    else:
+        print(f"{profile.model.name_or_path}: {how}")
     print(f"local copy: {result.local_path} (the run uses it)")
     return 0

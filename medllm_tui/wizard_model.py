@@ -189,6 +189,14 @@ def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
     return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}"
 
 
+def tier_source_line(base: Profile, tier: str, custom_model: str = "") -> str:
+    """Where the tier's model comes from and whether it is cached: path checks only, never HTTP (UI thread)."""
+    from medllm_core.library.model_source import source_line
+
+    name = (custom_model.strip() or base.model.name_or_path) if tier == CUSTOM_TIER else TIER_MODELS[tier]
+    return source_line(name, base.model.source)
+
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

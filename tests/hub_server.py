@@ -3,7 +3,9 @@
 Serves a folder as repo ``{repo}`` at one commit: ``/api/models/{repo}/revision/{rev}`` (sha, siblings),
 ``/api/models/{repo}/tree/{rev}`` (size, git blob id, LFS sha256/size), and ``/{repo}/resolve/{rev}/{file}`` with
 ``X-Repo-Commit``, ``ETag`` / ``X-Linked-Etag`` / ``X-Linked-Size`` and Range requests. ``truncate_first`` makes the
-first GET of each LFS file stop half-way (a dropped connection) so resuming is exercised for real.
+first GET of each LFS file stop half-way (a dropped connection) so resuming is exercised for real; ``stall_first``
+sends that half and then holds the connection open until the event is set, so a test can kill the fetching process
+mid-file (what an SSH drop or Ctrl-C does) and check that the next process continues with a Range request.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class FakeHub:
     files: dict[str, HubFile]
     commit: str
     truncate_first: bool = False
+    stall_first: threading.Event | None = None
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range header)
     truncated: set[str] = field(default_factory=set)
 
@@ -106,10 +109,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            if hub.truncate_first and f.sha256 and name not in hub.truncated:
+            if (hub.truncate_first or hub.stall_first) and f.sha256 and name not in hub.truncated:
                 hub.truncated.add(name)  # send half, then drop the connection like a flaky network
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
+                if hub.stall_first is not None:
+                    hub.stall_first.wait(30)
                 self.close_connection = True
                 return
             self.wfile.write(body)

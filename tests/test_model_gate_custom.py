@@ -10,6 +10,7 @@ from medllm_core.kernel.plugin_manager import load_plugins
 from medllm_core.kernel.profile import load_profile
 from medllm_core.library.gates import evaluate_gate
 from tests.conftest import REPO, run_cli
+from tests.hub_server import FakeHub, serve
 
 # Qwen2.5-7B's shape: ~7.6B parameters, so the least LoRA SFT peak is well above 15 GB of bf16 weights.
 QWEN7B_CONFIG = {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
@@ -68,11 +69,19 @@ def test_the_tier_model_keeps_the_tier_gate():
 
 
 def test_an_uncached_hub_id_is_an_unknown_size_warning_in_preflight_and_summary(tmp_path):
+    # A reachable hub (on 127.0.0.1) without the model: preflight runs (offline, it would stop before any stage,
+    # see test_model_fetch.py), the gate cannot size the model and says so; the load then fails.
     out = tmp_path / "out"
-    env = {"HF_HUB_CACHE": str(tmp_path / "empty_cache"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(out), "--model",
-                      "someone/not-cached-model"], env=env)
-    assert result.returncode != 0  # the model cannot load offline; the gate must have said so first
+    hub = FakeHub(repo="someone/other-model", files={}, commit="0" * 40)
+    server, url = serve(hub)
+    env = {"HF_HUB_CACHE": str(tmp_path / "empty_cache"), "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": url,
+           "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1", "MODELSCOPE_CACHE": str(tmp_path / "ms")}
+    try:
+        result = run_cli(["--run", "profiles/cpu_tiny.toml", "--output-root", str(out), "--model",
+                          "someone/not-cached-model"], env=env)
+    finally:
+        server.shutdown()
+    assert result.returncode != 0  # the model cannot load; the gate must have said so first
     assert "Traceback" not in result.stderr
     preflight = json.loads(next(out.glob("reports/**/preflight.json")).read_text(encoding="utf-8"))
     gate = preflight["gate"]

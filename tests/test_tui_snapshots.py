@@ -36,6 +36,10 @@ async def _settle(pilot: Pilot) -> None:
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
+    # The tier step says where the model comes from and whether it is cached: pin both (no host cache shows).
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.delenv("MODELSCOPE_CACHE", raising=False)
     return Path(".")
 
 

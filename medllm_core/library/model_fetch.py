@@ -35,33 +35,52 @@ class FetchResult:
 
 
 def hf_hub_cache() -> Path:
-    from huggingface_hub import constants
+    from medllm_core.library.model_source import hub_cache_dir
 
-    return Path(constants.HF_HUB_CACHE)
+    return hub_cache_dir()
 
 
-def remote_files(repo_id: str, revision: str, endpoint: str) -> tuple[str, list[RemoteFile]]:
+def human_size(n: int) -> str:
+    return f"{n / GIB:.2f} GiB" if n >= GIB // 10 else f"{n / 1024**2:.1f} MiB"
+
+
+def remote_files(repo_id: str, revision: str, endpoint: str,
+                 where: Location | None = None) -> tuple[str, list[RemoteFile]]:
     """The commit and every file of the repo with its size and hashes, from the hub's API."""
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.hf_api import RepoFile
 
     api = HfApi(endpoint=endpoint)
-    commit = api.repo_info(repo_id, revision=revision).sha or revision
-    files = [RemoteFile(f.path, int(f.lfs.size if f.lfs else f.size), f.blob_id, f.lfs.sha256 if f.lfs else None)
-             for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(f, RepoFile)]
+    try:
+        commit = api.repo_info(repo_id, revision=revision).sha or revision
+        files = [RemoteFile(f.path, int(f.lfs.size if f.lfs else f.size), f.blob_id, f.lfs.sha256 if f.lfs else None)
+                 for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(f, RepoFile)]
+    except HfHubHTTPError as exc:  # a typo in the name, a gated model without HF_TOKEN, a mirror without the repo
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise ConfigError(f"model '{repo_id}' (revision {revision}) not available at {endpoint} (HTTP {status})",
+                          where, hint="check model.name_or_path; a gated model needs HF_TOKEN") from None
     return commit, files
 
 
-def missing_bytes(repo_id: str, commit: str, files: list[RemoteFile]) -> int:
-    """Bytes still to download: files already complete in the cache cost nothing (a second fetch is a no-op)."""
+def missing_files(repo_id: str, commit: str, files: list[RemoteFile]) -> list[RemoteFile]:
+    """Files not yet complete in the cache (a second fetch finds none: a no-op)."""
     from huggingface_hub import try_to_load_from_cache
 
-    total = 0
+    missing = []
     for f in files:
-        cached = try_to_load_from_cache(repo_id, f.path, revision=commit)
+        cached = try_to_load_from_cache(repo_id, f.path, cache_dir=hf_hub_cache(), revision=commit)
         if not (isinstance(cached, str) and Path(cached).stat().st_size == f.size):
-            total += f.size
-    return total
+            missing.append(f)
+    return missing
+
+
+def missing_bytes(repo_id: str, missing: list[RemoteFile]) -> int:
+    """Bytes still to download: a partial file left by an interrupted fetch only needs its rest."""
+    from medllm_core.library.model_resume import partial_bytes
+
+    cache = hf_hub_cache()
+    return sum(f.size - (partial_bytes(cache, repo_id, f.sha256) if f.sha256 else 0) for f in missing)
 
 
 def free_bytes(folder: Path) -> int:
@@ -73,7 +92,7 @@ def free_bytes(folder: Path) -> int:
 def check_disk(need: int, folder: Path, where: Location) -> None:
     free = free_bytes(folder)
     if need > free:
-        raise ConfigError(f"not enough disk for the model: needs {need / GIB:.2f} GiB, {free / GIB:.2f} GiB free "
+        raise ConfigError(f"not enough disk for the model: needs {human_size(need)}, {human_size(free)} free "
                           f"at {folder}", where, hint="free space, or point HF_HOME at a bigger disk "
                           "(on AutoDL: export HF_HOME=/root/autodl-tmp/hf)")
 
@@ -106,19 +125,49 @@ def verify(folder: Path, files: list[RemoteFile]) -> int:
     return len(files)
 
 
+def _download_weights(repo_id: str, commit: str, endpoint: str, missing: list[RemoteFile], progress: bool) -> None:
+    """The big files first, resumably (model_resume.py); the hub's snapshot_download then only links them."""
+    from huggingface_hub.utils import tqdm
+
+    from medllm_core.library.model_resume import download_blob, partial_bytes
+
+    big = [f for f in missing if f.sha256]
+    if not big:
+        return
+    cache = hf_hub_cache()
+    done = sum(partial_bytes(cache, repo_id, f.sha256 or "") for f in big)
+    with tqdm(total=sum(f.size for f in big), initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+              desc="model weights", disable=not progress) as bar:
+        for f in big:
+            download_blob(repo_id, commit, f.path, f.sha256 or "", f.size, endpoint, cache, bar.update)
+
+
 def fetch_hf(repo_id: str, where: Location, revision: str = "main", progress: bool = True) -> FetchResult:
-    """Download (resuming any ``.incomplete`` file the hub left) after checking the disk, then verify."""
+    """Check the disk, download (resuming what an interrupted fetch left), then verify every file's hash."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
+    from medllm_core.library.model_resume import DownloadInterrupted, transport_errors
     from medllm_core.library.model_source import hf_endpoint
 
     endpoint = hf_endpoint()
-    commit, files = remote_files(repo_id, revision, endpoint)
-    need = missing_bytes(repo_id, commit, files)
-    check_disk(need, hf_hub_cache(), where)
-    (enable_progress_bars if progress else disable_progress_bars)()
-    folder = Path(snapshot_download(repo_id, revision=commit, endpoint=endpoint))
+    try:
+        commit, files = remote_files(repo_id, revision, endpoint, where)
+        missing = missing_files(repo_id, commit, files)
+        need = missing_bytes(repo_id, missing)
+        check_disk(need, hf_hub_cache(), where)
+        _download_weights(repo_id, commit, endpoint, missing, progress)
+        (enable_progress_bars if progress else disable_progress_bars)()
+        # By the branch name, not the commit: the hub then records refs/<revision> in the cache, which is how the
+        # run (and the wizard) later find this copy offline from the repo id alone.
+        folder = Path(snapshot_download(repo_id, revision=revision, endpoint=endpoint, cache_dir=hf_hub_cache()))
+        if folder.name != commit:  # the branch moved between listing and download: verify what was downloaded
+            commit, files = remote_files(repo_id, folder.name, endpoint, where)
+    except (*transport_errors(), LocalEntryNotFoundError) as exc:  # the network went away mid-fetch
+        raise DownloadInterrupted(f"fetching '{repo_id}' from {endpoint} failed: {str(exc)[:160]}",
+                                  hint="run 'medllm-tui model fetch' again: finished files and partial weights "
+                                       "are kept") from None
     verified = verify(folder, files)
     return FetchResult(folder, [f.path for f in files], need, verified)
 

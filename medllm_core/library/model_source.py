@@ -47,16 +47,23 @@ def is_path_like(name: str) -> bool:
     return name.startswith((".", "/", "~"))
 
 
+def hub_cache_dir() -> Path:
+    """The HF hub cache, read from the environment now (huggingface_hub reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+
+
 def hf_cached_snapshot(repo_id: str, revision: str = "main") -> Path | None:
-    """The cached snapshot folder of a hub repo (with its config.json), or None; never touches the network."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    """The cached snapshot folder of a hub repo (with its config.json), or None: path checks only, no network,
+    cheap enough for the wizard to call at every keypress."""
+    from huggingface_hub import try_to_load_from_cache
 
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
+        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir(), revision=revision)
+    except ValueError:  # not a valid repo id (e.g. a typo with spaces): not cached
         return None
-    return folder if (folder / "config.json").is_file() else None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def modelscope_cache() -> Path:
@@ -152,6 +159,18 @@ def decide_source(name: str, source: str = "auto", *, probe: bool = True) -> Sou
         return found
     ms_why = "not installed" if not modelscope_installed() else "unreachable or not cached"
     return SourceDecision("none", f"{hf_why}; ModelScope {ms_why}", None, endpoint)
+
+
+def source_line(name: str, source: str = "auto") -> str:
+    """The wizard's one line: where the model will come from and whether it is cached. Disk only (no HTTP): the
+    wizard calls it at every keypress; when nothing is on disk it names the source the run tries first."""
+    decision = decide_source(name, source, probe=False)
+    if decision.source == "tiny":
+        return "model built locally from the profile's data (no download)"
+    if decision.source == "local":
+        return "model from a local folder" + ("" if decision.cached else " (no config.json there)")
+    where = "ModelScope" if decision.source == "modelscope" or source == "modelscope" else f"HF hub {hf_endpoint()}"
+    return f"model from {where}, " + ("cached on this machine" if decision.cached else "not cached yet")
 
 
 def unreachable_message(name: str, decision: SourceDecision) -> str:

@@ -36,6 +36,7 @@ from medllm_tui.wizard_model import (
     safe_profile_name,
     save_choices,
     tier_label,
+    tier_source_line,
     tier_verdict,
 )
 
@@ -176,6 +177,7 @@ class TierStep(WizardStep):
         yield OptionList(id="tiers")
         yield Input(self.choices.custom_model, placeholder="custom model: hub name or local folder", id="custom")
         yield Static("", id="verdict", classes="warn")
+        yield Static("", id="source", classes="hint")
 
     def on_mount(self) -> None:
         menu = self.query_one(OptionList)
@@ -206,6 +208,7 @@ class TierStep(WizardStep):
         elif verdict is not None and verdict.verdict != "pass":
             text = f"will not fit: {verdict.reason}"
         self.query_one("#verdict", Static).update(text)
+        self.query_one("#source", Static).update(tier_source_line(self.base, tier, self.choices.custom_model))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self._choose(str(event.option.id))

@@ -40,7 +40,9 @@ def check_source_reachable(ctx: StageContext) -> None:
     decision = decide_source(model.name_or_path, model.source)
     ctx.run_context.preflight["model_source"] = decision.to_dict()
     if decision.source != "none":
-        ctx.log(decision.label())
+        # A decision, so the console, the summary and the dry run show where the model comes from (cached path).
+        ctx.decide("model_source", decision.label(), source=decision.source, cached=decision.cached,
+                   local_path=str(decision.local_path) if decision.local_path else None)
         return
     message = unreachable_message(model.name_or_path, decision)
     if ctx.profile.run.dry_run:  # a dry run plans without the network; it warns with the real run's error
