@@ -198,11 +198,12 @@ def estimate_from_facts(shape: Any, method: str, cfg: dict, max_tokens: int, max
     checkpointed = (layers - cfg.get("uncheckpointed_layers", 0)) if cfg.get("gradient_checkpointing") else 0
     liger = bool(cfg.get("liger", False))
     simpo = method == "simpo"
+    fused_simpo = simpo and bool(cfg.get("fused_simpo"))  # runs recorded before simpo_fused.py have no such key
     return estimate_peak(shape, TrainingShape(
         method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
-        fused_loss=(liger and method in ("sft", "simpo")) or method in ("dpo", "kto"), lora_rank=lora_rank,
+        fused_loss=(liger and method == "sft") or fused_simpo or method in ("dpo", "kto"), lora_rank=lora_rank,
         lora_dropout=lora_dropout and method == "sft", liger=liger, weight_bytes=2, reference_adapter=False,
-        logit_tokens=max(max_padded, max_tokens) if simpo and not liger else None,
+        logit_tokens=max(max_padded, max_tokens) if simpo and not fused_simpo else None,
         unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if simpo else 16.0,
         quantized=bool(cfg.get("quantized"))))
 
@@ -317,7 +318,8 @@ def build_preference(args: argparse.Namespace, cuda: bool, total_gib: float, tok
     finally:
         timed()
     prepare_trainer(trainer, attempt)
-    meta["config"] = attempt.describe() | {"padding_free": attempt.padding_free, "quantized": args.quant == "4bit"}
+    meta["config"] = attempt.describe() | {"padding_free": attempt.padding_free, "quantized": args.quant == "4bit",
+                                           "fused_simpo": args.method == "simpo" and attempt.liger}
     return trainer, plan, attempt, meta
 
 

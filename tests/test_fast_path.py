@@ -38,6 +38,10 @@ def test_estimator_matches_measured_h100_peaks():
         e = estimate_from_facts(SHAPES[r["arch"]], r["method"], r["config"], r["max_forward_tokens"],
                                 r.get("max_forward_padded", 0), 16, not r.get("parity"))
         error = abs(e.total_gib - r["peak_allocated_gib"]) / r["peak_allocated_gib"]
+        if r["config"].get("quantized"):
+            # 4-bit rows (H200, 2026-12-03): never under the peak; SFT +0.7%/+7.2%, DPO +12% (docs/performance.md)
+            assert e.total_gib >= r["peak_allocated_gib"] and error <= 0.15, (r["label"], e.total_gib)
+            continue
         # our path (what the planner sizes micro-steps with) within 6%; plain-TRL references within 15%
         limit = 0.06 if r["impl"] == "ours" else 0.15
         assert error <= limit, (r["label"], e.total_gib, r["peak_allocated_gib"])

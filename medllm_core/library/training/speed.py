@@ -24,11 +24,12 @@ from medllm_core.library.training.simpo_fused import SIMPO_LOSS_DECISION
 
 BUDGET_FRACTION = 0.90  # of the card (or the profile's memory_budget_gib): allocator slack and fragmentation
 MAX_PACKED_ROWS = 16
-# TRL's unfused CPO/SimPO, per logit of the padded batch (bf16): the logits (2), the per-row log-softmax kept
-# for backward (2), the gradient of the shifted logits (2) and the full-size gradient the slice's backward
-# allocates (2), plus 4 for the lm_head matmul's backward and allocator slack. 8 undershot on an H200
-# (bench --suite pref OOM under its 36.6 GiB cap); 12 is from reading the code, not yet a GPU measurement.
-SIMPO_UNFUSED_BYTES_PER_LOGIT = 12.0
+# TRL's unfused CPO/SimPO, per logit of the padded batch (bf16): the logits, the per-row log-softmax kept for
+# backward, the gradient of the shifted logits and the slice's full-size gradient. 8 matches the measured H100
+# peak of plain TRL's SimPO (tests/test_fast_path.py: ref-simpo-trl-default); 12 (read from the code) overshot it
+# by 31%. The fast path with Liger does not materialise the logits at all (simpo_fused.py), so this number only
+# sizes the plain path and the fast path without Liger.
+SIMPO_UNFUSED_BYTES_PER_LOGIT = 8.0
 # Larger preference micro-batches gain little once the card is busy and lengthen the packed row past what was benched.
 MAX_PREFERENCE_MICRO_BATCH = 16
 MIN_EFFICIENT_TOKENS = 768  # throughput proxy: a micro-step of T tokens runs at T / (T + 768) of full speed
