@@ -186,6 +186,7 @@ def tier_label(base: Profile, hardware: HardwareInfo | None, tier: str) -> str:
         mark += f", est. peak {estimate:.1f}/{card:.0f} GiB" + ("" if verdict.facts["memory_fits"] else " (too big)")
         if verdict.facts.get("memory_quantization") == "4bit":
             mark += " with 4-bit QLoRA"
+            need_text = f"16-bit needs ≥ {need:.0f} GB"
     return f"{tier}: {TIER_MODELS[tier]} — {need_text} — {mark}"
 
 

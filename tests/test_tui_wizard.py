@@ -80,7 +80,7 @@ async def test_keyboard_only_wizard_saves_profile_and_starts_detached_run(tmp_pa
 
 
 @pytest.mark.anyio
-async def test_tier_step_warns_when_the_gate_says_it_will_not_fit(tmp_path: Path) -> None:
+async def test_tier_step_offers_14b_on_a_24gb_card_through_qlora(tmp_path: Path) -> None:
     app = MedllmApp(fake_deps(tmp_path, hardware=RTX4090))
     async with app.run_test(size=(120, 40)) as pilot:
         await _walk_to_options(pilot, app)
@@ -90,12 +90,13 @@ async def test_tier_step_warns_when_the_gate_says_it_will_not_fit(tmp_path: Path
         assert isinstance(app.screen, TierStep)
         assert app.screen.query_one("#tiers").highlighted == 1  # the profile's own tier, 7b, fits on 24 GB …
         assert str(app.screen.query_one("#verdict").render()) == ""
-        await pilot.press("down")  # … 14b does not
+        await pilot.press("down")  # … and 14b fits too, but only with a 4-bit QLoRA base (model.quantization auto)
         await pilot.pause()
-        verdict = str(app.screen.query_one("#verdict").render())
-        assert "will not fit" in verdict and "36 GB gate for 14b" in verdict
+        assert str(app.screen.query_one("#verdict").render()) == ""
         labels = [str(app.screen.query_one("#tiers").get_option_at_index(i).prompt) for i in range(4)]
-        assert "WILL NOT FIT" in labels[2] and "fits" in labels[1]
+        assert "fits" in labels[1] and "4-bit" not in labels[1]
+        assert "— fits, est. peak" in labels[2] and labels[2].endswith("with 4-bit QLoRA"), labels[2]
+        assert "WILL NOT FIT" not in labels[2]
 
 
 @pytest.mark.anyio
