@@ -122,6 +122,13 @@ class RunView:
         self.finished = None
         # Checks are re-run every attempt: only the newest attempt's verdicts are true now.
         self.checks = []
+        if event.attempt > 1:
+            # Every stage is decided afresh by the new attempt (reused, continued or run again): until it says
+            # so, an earlier attempt's "skipped"/"failed" is not this attempt's state. The duration is kept for
+            # a reused stage (worked_s).
+            for view in self.stages.values():
+                view.worked_s = view.duration_s or view.worked_s
+                view.state, view.duration_s, view.started_ts, view.reason = "pending", None, None, ""
         self._say(f"run {self.run_id} started (attempt {event.attempt})")
 
     def _on_plan(self, event: ev.Plan, _stage: str) -> None:
