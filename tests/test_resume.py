@@ -343,7 +343,7 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_resume_needs_a_profile_and_no_dry_run(tmp_path):
-    assert run_cli(["--resume"]).returncode == 2
+    assert run_cli(["--resume", "--output-root", str(tmp_path)]).returncode == 2  # no run there to resume
     dry = run_cli(["--run", PROFILE, "--output-root", str(tmp_path), "--resume", "--dry-run"])
     assert dry.returncode == 2 and "dry run" in dry.stderr
 
@@ -397,8 +397,21 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("clean")
     result = run_cli(["--run", PROFILE, "--output-root", str(out), *sft_only()])
     assert result.returncode == 0, result.stdout + result.stderr
-    snapshot = {"tree": tree(out), "steps": sft_metrics(out)["steps"], "curve": curve_steps(out)}
+    snapshot = {"tree": tree(out), "steps": sft_metrics(out)["steps"], "curve": curve_steps(out),
+                "dashboard": dashboard_model(all_events(only_run_dir(out)))}
     return out, snapshot
+
+
+def dashboard_model(events: list[dict]) -> dict:
+    """What the dashboard shows (issue 15: stages, steps, curves, checks), from the TUI's own reader."""
+    from medllm_tui.run_view import RunView
+
+    view = RunView()
+    view.apply_all(events)
+    return {"stages": {n: (v.state, v.step, v.total) for n, v in view.stages.items()},
+            "curves": {n: [step for step, _ in points] for n, points in view.losses.items()},
+            "checks": sorted((c.name, c.passed) for c in view.checks),
+            "exit": view.finished.exit_code if view.finished else None}
 
 
 @pytest.fixture(scope="module")
@@ -496,6 +509,19 @@ def test_sigkill_mid_sft_then_resume_matches_an_uninterrupted_run(killed_and_res
     assert leftovers == []
     for path in out.rglob("*.json"):
         json.loads(path.read_text(encoding="utf-8"))  # every JSON file is complete
+
+
+@pytest.mark.slow
+def test_the_dashboard_of_a_killed_and_resumed_run_equals_a_clean_runs(killed_and_resumed, clean_run):
+    out, _, result = killed_and_resumed
+    assert result.returncode == 0, result.stdout + result.stderr
+    resumed = dashboard_model(all_events(only_run_dir(out)))
+    clean = clean_run[1]["dashboard"]
+    # sft is "trained" in both (continued from checkpoint-10 here); steps 1..30 once each, not replayed twice
+    assert resumed["stages"] == clean["stages"]
+    assert resumed["curves"] == clean["curves"] and resumed["curves"]["sft"] == list(range(1, 31))
+    assert resumed["checks"] == clean["checks"]  # the latest attempt's checks only, none repeated
+    assert resumed["exit"] == clean["exit"] == 0
 
 
 @pytest.mark.slow
