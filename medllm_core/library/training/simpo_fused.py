@@ -70,7 +70,10 @@ def fused_simpo_trainer_class() -> type:
             head = unwrapped.get_output_embeddings()
             # tokens < n predict n, as in TRL's get_batch_logps
             labels = concatenated["concatenated_labels"][:, 1:]
-            loss, aux = self._fused_loss()(head.weight, hidden[:, :-1].contiguous(), labels, head.bias)
+            # Liger's chunked matmul runs outside autocast: the hidden states must already be in the head's dtype
+            # (on an H200 the bf16 run failed with "mat1 and mat2 ... BFloat16 != float" without this cast)
+            hidden = hidden[:, :-1].to(head.weight.dtype).contiguous()
+            loss, aux = self._fused_loss()(head.weight, hidden, labels, head.bias)
             chosen_logps, rejected_logps, chosen_logits_mean, rejected_logits_mean, _nll = aux[:5]
             return loss, chosen_logps, rejected_logps, chosen_logits_mean, rejected_logits_mean, len_chosen
 
