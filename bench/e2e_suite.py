@@ -136,14 +136,17 @@ def stage_facts(root: Path) -> dict[str, Any]:
     if not runs:
         return {}
     durations: dict[str, float] = {}
+    statuses: dict[str, str] = {}
     for run in runs:  # later attempts replace earlier ones; a reused stage keeps its first real duration
         for e in _events(run):
-            if e.get("type") == "stage_finished" and not e.get("reused"):
-                durations[e["stage"]] = e.get("duration_s", 0.0)
+            if e.get("type") == "stage_finished":
+                statuses[e["stage"]] = str(e.get("status", ""))
+                if not e.get("reused"):
+                    durations[e["stage"]] = e.get("duration_s", 0.0)
     facts: dict[str, Any] = {"run": runs[-1].name, "finished": _finished(runs[-1]), "stages": {}}
     training = root / "reports" / "training"
     for stage in STAGES:
-        row: dict[str, Any] = {"duration_s": durations.get(stage)}
+        row: dict[str, Any] = {"duration_s": durations.get(stage), "status": statuses.get(stage)}
         files = sorted(training.glob(f"*{stage}_metrics.json")) if training.is_dir() else []
         if files and stage in TRAINING:
             metrics = json.loads(files[0].read_text(encoding="utf-8"))
@@ -167,14 +170,25 @@ def _n(value: Any, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _mark(row: dict[str, Any]) -> str:
+    return "(failed) " if row.get("status") == "failed" else ""
+
+
 def summarize(results: dict[str, Any]) -> str:
     off, auto = results.get("off", {}).get("stages", {}), results.get("auto", {}).get("stages", {})
     lines = [f"Card: {results.get('device', 'unknown')}; workload: {json.dumps(results.get('workload', {}))}", "",
              "| stage | off: wall s | off: tokens/s | fast: wall s | fast: tokens/s | wall ratio | fast plan |",
              "|---|---|---|---|---|---|---|"]
     totals = {"off": 0.0, "auto": 0.0}
+    failed: list[str] = []
     for stage in STAGES:
         o, a = off.get(stage, {}), auto.get(stage, {})
+        if "failed" in (o.get("status"), a.get("status")):
+            # a failed stage's wall time says nothing about speed: shown, left out of the ratio and the total
+            failed.append(f"{stage} ({'fast' if a.get('status') == 'failed' else 'off'} path failed)")
+            lines.append(f"| {stage} | {_n(o.get('duration_s'), 1)} {_mark(o)}| {_n(o.get('tokens_per_s'))} | "
+                         f"{_n(a.get('duration_s'), 1)} {_mark(a)}| {_n(a.get('tokens_per_s'))} | — | |")
+            continue
         for mode, row in (("off", o), ("auto", a)):
             totals[mode] += row.get("duration_s") or 0.0
         ratio = (o["duration_s"] / a["duration_s"]) if o.get("duration_s") and a.get("duration_s") else None
@@ -188,7 +202,8 @@ def summarize(results: dict[str, Any]) -> str:
     lines.append(f"| **total** | {_n(totals['off'], 1)} | | {_n(totals['auto'], 1)} | | "
                  f"**{'—' if ratio is None else f'{ratio:.2f}×'}** | |")
     lines += ["", "Wall s = the runner's stage duration (model loading and data preparation included). "
-              "tokens/s = the stage's metrics file (training loop). Total = the five stages."]
+              "tokens/s = the stage's metrics file (training loop). Total = the five stages"
+              + (f", less the failed: {', '.join(failed)}." if failed else ".")]
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +217,13 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--eval-items", type=int, default=200)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per mode in this invocation")
+    ap.add_argument("--summarize", type=Path, help="rewrite e2e.md next to this e2e.json and print it")
     a = ap.parse_args()
+    if a.summarize:
+        md = summarize(json.loads(a.summarize.read_text(encoding="utf-8")))
+        (a.summarize.parent / "e2e.md").write_text(md, encoding="utf-8")
+        print(md)
+        return 0
     import torch
 
     cuda = torch.cuda.is_available()
