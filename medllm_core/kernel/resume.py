@@ -121,6 +121,17 @@ def _terminate_torn_line(events_path: Path) -> int:
     return size
 
 
+def checked_run_folder(run_dir: str) -> Path:
+    """A run folder named on the command line, refused (exit 2) when it is missing or not a medllm run."""
+    folder = Path(os.path.expanduser(run_dir)).resolve()
+    if not folder.is_dir():
+        raise ConfigError("run folder to resume not found", Location(file=str(folder)))
+    if not is_run_folder(folder):
+        raise ConfigError("not a medllm run folder (no events.jsonl / run_state.json)", Location(file=str(folder)),
+                          hint="pass a folder under <output_root>/reports/runs/")
+    return folder
+
+
 def prepare_resume(profile: Profile, run_dir: str | os.PathLike[str] | None = None) -> PreviousRun:
     """Find (``run_dir`` None: the latest run of ``profile``) and check the run folder to continue.
 
@@ -131,12 +142,7 @@ def prepare_resume(profile: Profile, run_dir: str | os.PathLike[str] | None = No
     if run_dir is None or str(run_dir) == "":
         folder = latest_run_dir(profile)
     else:
-        folder = Path(os.path.expanduser(str(run_dir))).resolve()
-        if not folder.is_dir():
-            raise ConfigError("run folder to resume not found", Location(file=str(folder)))
-        if not is_run_folder(folder):
-            raise ConfigError("not a medllm run folder (no events.jsonl / run_state.json)", Location(file=str(folder)),
-                              hint="pass a folder under <output_root>/reports/runs/")
+        folder = checked_run_folder(str(run_dir))
         recorded = _run_profile_name(folder)
         if recorded is not None and recorded != profile.name:
             raise ConfigError(f"run folder is a run of profile '{recorded}', not '{profile.name}'",

@@ -31,15 +31,10 @@ def latest_run_folder(output_root: Path) -> Path:
 
 def resume_folder(run_dir: str, output_root: str | None) -> tuple[Path, Path]:
     """(the run folder, its saved profile) for a resume named by folder only (``run_dir`` "": the latest run)."""
-    from medllm_core.kernel.resume import is_run_folder
+    from medllm_core.kernel.resume import checked_run_folder
 
     if run_dir:
-        folder = Path(os.path.expanduser(run_dir)).resolve()
-        if not folder.is_dir():
-            raise ConfigError("run folder to resume not found", Location(file=str(folder)))
-        if not is_run_folder(folder):
-            raise ConfigError("not a medllm run folder (no events.jsonl / run_state.json)", Location(file=str(folder)),
-                              hint="pass a folder under <output_root>/reports/runs/")
+        folder = checked_run_folder(run_dir)
     else:
         folder = latest_run_folder(Path(os.path.expanduser(output_root or ".")).resolve())
     saved = folder / EFFECTIVE_PROFILE
