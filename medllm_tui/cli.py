@@ -121,6 +121,7 @@ def command_run(args: argparse.Namespace, from_folder: bool = False) -> int:
         run = new_run_info(profile)
     printer = HeadlessPrinter(run.events_path, console=console)
     if previous is not None:
+        printer.prime()  # earlier attempts feed the shared view (reused stages' durations) but are not printed
         printer.reader.offset = previous.events_offset  # show this attempt, not the whole history again
     printer.start()
     try:

@@ -7,7 +7,7 @@ plotted once, the latest attempt's checks only) and show a reused stage with its
 from __future__ import annotations
 
 from medllm_core.kernel import event_records as ev
-from medllm_tui.run_view import RunView
+from medllm_core.kernel.run_view import RunView
 from medllm_tui.widgets.panels import stages_text
 
 

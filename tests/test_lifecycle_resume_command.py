@@ -6,7 +6,7 @@ from pathlib import Path
 
 from medllm_core.kernel import event_records as ev
 from medllm_core.kernel.resume_command import resume_command
-from medllm_tui.run_view import RunView
+from medllm_core.kernel.run_view import RunView
 from medllm_tui.widgets.panels import status_text, summary_text
 
 RUN = Path("/data/out/reports/runs/20261202-cpu_tiny-1")

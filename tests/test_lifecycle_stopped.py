@@ -15,8 +15,8 @@ from rich.console import Console
 
 from medllm_core.kernel.headless import HeadlessPrinter
 from medllm_core.kernel.resume import prepare_resume
+from medllm_core.kernel.run_view import RunView
 from medllm_core.kernel.runner import execute, new_run_info
-from medllm_tui.run_view import RunView
 from tests.test_recovery import _events, _inject, _profile
 
 

@@ -404,7 +404,7 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory):
 
 def dashboard_model(events: list[dict]) -> dict:
     """What the dashboard shows (issue 15: stages, steps, curves, checks), from the TUI's own reader."""
-    from medllm_tui.run_view import RunView
+    from medllm_core.kernel.run_view import RunView
 
     view = RunView()
     view.apply_all(events)

@@ -8,10 +8,10 @@ import pytest
 from textual.widgets import RichLog
 
 from medllm_core.kernel.context import STOP_FILE
+from medllm_core.kernel.run_view import RunView
 from medllm_tui.app import MedllmApp
 from medllm_tui.cli import main
 from medllm_tui.gpu import NvmlSampler
-from medllm_tui.run_view import RunView
 from medllm_tui.screens.dashboard import DashboardScreen
 from medllm_tui.widgets.loss_plot import LossPlot
 from tests.tui_support import FIXTURE_EVENTS, H100_PAIR, fake_deps, recorded_run

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from medllm_core.kernel import events as ev
 from medllm_core.kernel.events import EventReader
+from medllm_core.kernel.run_view import RunView
 
 STATUS_MARK = {"trained": "[green]✓[/]", "done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]",
                "stopped": "[yellow]■[/]"}
@@ -44,6 +45,13 @@ class HeadlessPrinter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.finished: ev.RunFinished | None = None
+        self.view = RunView()  # the same reducer the dashboard uses: attempts, reused stages, durations
+
+    def prime(self) -> None:
+        """Read what the file already holds into the view without printing it (a resume shows only its own
+        attempt, but a reused stage's original duration comes from the earlier ones)."""
+        for record in self.reader.poll_records():
+            self.view.apply(record)
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> HeadlessPrinter:
@@ -77,6 +85,8 @@ class HeadlessPrinter:
 
     def handle(self, event: ev.Event | dict[str, Any]) -> None:
         record = ev.parse_event(event)
+        if record is not None:
+            self.view.apply(record)
         stage = (record.stage if record is not None else None) or ""
         if isinstance(record, ev.RunStarted):
             self.print(f"[bold]medllm[/] run [cyan]{record.run_id}[/] — profile {record.profile}")
@@ -132,5 +142,8 @@ class HeadlessPrinter:
         status = event.status or "?"
         facts = ", ".join(f"{k}={v}" for k, v in (event.summary or {}).items() if k != "failures")
         detail = event.reason or facts
-        self.print(f"{STATUS_MARK.get(status, '?')} {stage} {status} ({event.duration_s or 0:.1f}s)"
+        shown = self.view.stages.get(stage)
+        reused = bool(shown and shown.reused)
+        duration = (shown.duration_s if shown is not None and shown.duration_s is not None else event.duration_s) or 0
+        self.print(f"{STATUS_MARK.get(status, '?')} {stage} {status}{' (reused)' if reused else ''} ({duration:.1f}s)"
                    + (f" — {escape(str(detail))}" if detail else ""))

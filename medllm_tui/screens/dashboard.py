@@ -22,9 +22,9 @@ from textual.widgets import Footer, RichLog, Static
 from medllm_core.kernel.context import STOP_FILE
 from medllm_core.kernel.events import EventReader
 from medllm_core.kernel.report_paths import EVENTS_FILE
+from medllm_core.kernel.run_view import RunView
 from medllm_tui.gpu import GpuReading
 from medllm_tui.launch import LaunchedRun, find_run_dir
-from medllm_tui.run_view import RunView
 from medllm_tui.screens.confirm import ConfirmScreen
 from medllm_tui.widgets.loss_plot import LossPlot
 from medllm_tui.widgets.panels import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from medllm_tui.run_view import RunView
+from medllm_core.kernel.run_view import RunView
 
 
 class LossPlot(PlotextPlot):

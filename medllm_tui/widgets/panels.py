@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from textual.markup import escape
 
+from medllm_core.kernel.run_view import RunView
 from medllm_tui.gpu import GpuReading, format_memory
-from medllm_tui.run_view import RunView
 
 STATE_MARK = {
     "pending": ("·", "$text-muted"),

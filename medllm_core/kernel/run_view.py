@@ -1,7 +1,9 @@
-"""What the dashboard knows about a run, rebuilt from its events.jsonl.
+"""What a run's screen knows about it, rebuilt from its events.jsonl: the one reader of the event log shared by
+the TUI's dashboard and the headless printer (kernel/headless.py).
 
-A pure reducer (no Textual, no clock): the dashboard feeds it every event it
-polls, live or replayed, and renders the result. Keeping it pure is what lets a
+A pure reducer (no Textual, no clock): the dashboard and the printer feed it every event they poll, live or
+replayed, and render the result; it understands attempts (a resume's replayed steps replace earlier ones, the
+checks are the latest attempt's, a reused stage keeps its original duration). Keeping it pure is what lets a
 finished run, a running one and a test fixture all produce the same screen.
 """
 
