@@ -27,7 +27,7 @@ from medllm_core.kernel.gate import GateVerdict
 from medllm_core.kernel.graph import method_baseline, producers, training_methods
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.schema import SchemaError
-from medllm_core.kernel.stages import StageKind, StageResult, StageSpec, StageStatus
+from medllm_core.kernel.stages import LaunchPlan, StageKind, StageResult, StageSpec, StageStatus
 from medllm_core.library.report_paths import ReportPaths
 from medllm_core.library.training.settings import TrainingSettings, describe_training_plan
 
@@ -57,7 +57,8 @@ _LAZY = {
 
 __all__ = [
     "ArtifactKind", "ArtifactRef", "Attempt", "ConfigError", "Consumes", "DataError", "GateVerdict", "Location",
-    "MedllmError", "PlannedStage", "ReportPaths", "RunInfo", "SchemaError", "StageContext", "StageKind", "StageResult",
+    "LaunchPlan", "MedllmError", "PlannedStage", "ReportPaths", "RunInfo", "SchemaError", "StageContext", "StageKind",
+    "StageResult",
     "StageSpec", "StageStatus", "TrainingMethod", "TrainingPaths", "TrainingSettings", "check_preference_inputs",
     "check_training_settings", "config_kwargs", "consumes", "describe_training_plan", "hookimpl", "load_base",
     "load_sft_policy", "lora_config", "method_baseline", "preference_train_rows", "producers", "run_training_stage",

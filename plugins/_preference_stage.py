@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from medllm_core.kernel.artifacts import ArtifactKind, consumes
 from medllm_core.kernel.stages import StageKind, StageSpec
+from medllm_core.library.training.launch import training_launch_plan
 from medllm_core.library.training.settings import describe_training_plan
 
 
@@ -33,4 +34,4 @@ def preference_stage_spec(method: str, settings: type, description: str,
                      consumes=consumes(ArtifactKind.ADAPTER, stage="sft"),
                      produces=(ArtifactKind.ADAPTER, ArtifactKind.TRAINING_METRICS), settings=settings,
                      description=description, data=data, describe_plan=describe_training_plan,
-                     check_inputs=check_inputs)
+                     check_inputs=check_inputs, launch_plan=training_launch_plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from medllm_core.kernel.artifacts import ArtifactKind
 from medllm_core.kernel.hookspecs import hookimpl
 from medllm_core.kernel.stages import StageKind, StageSpec
+from medllm_core.library.training.launch import training_launch_plan
 from medllm_core.library.training.settings import SFTSettings, describe_training_plan
 
 
@@ -35,4 +36,5 @@ def register_stages(register) -> None:
         description="LoRA supervised fine-tuning (TRL SFTTrainer + PEFT)",
         describe_plan=describe_training_plan,
         check_inputs=_check_inputs,
+        launch_plan=training_launch_plan,
     ))

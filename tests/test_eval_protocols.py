@@ -153,7 +153,8 @@ def test_one_base_load_serves_base_and_adapters_exactly(tiny, items, tmp_path: P
     ctx = SimpleNamespace(profile=SimpleNamespace(model=SimpleNamespace(name_or_path=str(folder),
                                                                         trust_remote_code=False),
                                                   resolve_path=lambda p: Path(p)),
-                          precision=SimpleNamespace(dtype="fp32"), hardware=SimpleNamespace(backend="cpu"))
+                          precision=SimpleNamespace(dtype="fp32"), hardware=SimpleNamespace(backend="cpu"),
+                          stage_decisions=lambda: [], decide=lambda *a, **k: None)
     conversations = [conversation(i, []) for i in items[:12]]
     models = VariantModels(ctx)  # type: ignore[arg-type]
     switched = {}

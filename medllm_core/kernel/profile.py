@@ -34,6 +34,7 @@ from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the publ
 )
 from medllm_core.kernel.quantization_option import QUANTIZATION_CHOICES, QUANTIZATION_HELP
 from medllm_core.kernel.schema import SchemaError, build, closest, coerce, option, to_table
+from medllm_core.kernel.sharding_option import SHARDING_CHOICES, SHARDING_HELP
 from medllm_core.kernel.user_files import read_user_text
 
 MODEL_TIERS = ("tiny", "7b", "14b")
@@ -50,9 +51,11 @@ class HardwareSection:
     device: str = "auto"  # auto | cpu | cuda
     # of the profile's card (7.0 for a V100): what a dry run on another machine plans the precision for; 0 = unknown
     compute_capability: float = 0.0
+    sharding: str = option("auto", SHARDING_HELP)  # FSDP across gpu_count GPUs: library/sharding.py
 
     def validate(self, prefix: str) -> None:
         _one_of(self.device, ("auto", "cpu", "cuda"), f"{prefix}.device")
+        _one_of(self.sharding, SHARDING_CHOICES, f"{prefix}.sharding")
         if self.compute_capability and not 3.0 <= self.compute_capability < 20:
             raise SchemaError(f"{prefix}.compute_capability", f"must be 0 (unknown) or a CUDA compute capability "
                               f"such as 7.0 or 8.0, got {self.compute_capability}")

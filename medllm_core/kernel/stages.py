@@ -118,6 +118,18 @@ class StageResult:
 
 
 @dataclass(frozen=True)
+class LaunchPlan:
+    """How the ranks of a training stage on several processes are started (``StageSpec.launch_plan``)."""
+
+    mode: str = "ddp"  # "ddp" | "fsdp" (or a plugin's own word, shown in the launch decision)
+    shards: int = 1  # GPUs sharing the weights: the workers' planner estimates per GPU when > 1
+    config_file: str | None = None  # an accelerate config for ``accelerate launch --config_file``
+    summary: str = ""  # why, for the run's decisions
+    facts: dict[str, Any] = field(default_factory=dict)
+    refuse: str = ""  # non-empty: the stage fails with this reason instead of launching
+
+
+@dataclass(frozen=True)
 class StageSpec:
     """What a plugin registers for one stage."""
 
@@ -146,6 +158,8 @@ class StageSpec:
     describe_plan: Callable[[StageContext], str] | None = None
     # Validate inputs (data files, paths) before any stage runs; raise MedllmError on bad input.
     check_inputs: Callable[[StageContext], None] | None = None
+    # Several processes: how to launch them (e.g. an FSDP config) given the process count; None: plain DDP.
+    launch_plan: Callable[[StageContext, int], LaunchPlan] | None = None
 
     @property
     def phase(self) -> int:

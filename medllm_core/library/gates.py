@@ -68,10 +68,12 @@ def _sft_max_length(profile: Profile) -> int:
 
 def _memory_preview(profile: Profile, hardware: HardwareInfo) -> Any:
     from medllm_core.library.memory_preview import card_gib_for, preview_memory
+    from medllm_core.library.sharding import planned_processes
 
     try:
         card, capability = card_gib_for(profile, hardware)
-        return preview_memory(profile, card, "sft", None, capability)
+        return preview_memory(profile, card, "sft", None, capability,
+                              processes=planned_processes(profile, hardware))
     except Exception:  # an estimate must never stop the gate from answering
         return None
 
@@ -105,8 +107,9 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
             return GateVerdict("pass", f"WARNING {custom.reason}; tier '{label}' has no VRAM gate", facts)
     if required <= 0:
         return GateVerdict("pass", f"tier '{profile.model.tier}' has no VRAM gate", facts)
-    if custom is not None and profile.hardware.device == "cpu":
-        # The profile trains on CPU on purpose (cpu_tiny): no card to gate, but the size is on record.
+    if custom is not None and custom.required_gb is not None and profile.hardware.device == "cpu":
+        # The profile trains a model of known size on CPU on purpose: no card to gate, but the size is on record.
+        # An unknown size keeps its tier's gate (a 7b tier on CPU still blocks).
         return GateVerdict("pass", f"hardware.device = cpu: no VRAM gate; {custom.reason}", facts)
     gate_gb = f"{required:.1f}" if custom is not None else f"{required:.0f}"
     preview = _memory_preview(profile, hardware)
@@ -116,6 +119,7 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
         facts["memory_card_gib"] = round(preview.card_gib, 1)
         facts["memory_fits"] = preview.fits
         facts["memory_quantization"] = preview.quantization
+        facts["memory_shards"] = preview.shards
     if hardware.backend == "cuda" and available >= required:
         verdict = f"{available:.1f} GB per GPU >= {gate_gb} GB gate for {label}"
         if custom is not None:
@@ -123,6 +127,10 @@ def evaluate_gate(profile: Profile, hardware: HardwareInfo, settings: PreflightS
         elif preview is not None:
             verdict += f"; SFT {preview.describe()}"
         return GateVerdict("pass", verdict, facts)
+    if hardware.backend == "cuda" and preview is not None and preview.shards > 1 and preview.fits:
+        # The tier's gate is for one card holding the whole model; FSDP shards it across the GPUs.
+        return GateVerdict("pass", f"{available:.1f} GB per GPU < {gate_gb} GB gate for {label} on one GPU, but "
+                                   f"sharded across {preview.shards} GPUs it fits: SFT {preview.describe()}", facts)
     if hardware.backend == "cuda" and preview is not None and preview.quantization == "4bit" and preview.fits:
         # The tier's gate is for a 16-bit base; model.quantization (auto or 4bit) trains a 4-bit one that fits.
         return GateVerdict("pass", f"{available:.1f} GB per GPU < {gate_gb} GB gate for {label} in 16-bit, but a "

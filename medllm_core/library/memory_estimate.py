@@ -154,6 +154,7 @@ class TrainingShape:
     logit_tokens: int | None = None  # tokens whose logits are materialised when unfused (padded batch); None: all
     unfused_bytes_per_logit: float = 16.0  # SFT/CE: bf16 logits, fp32 copy, log-softmax, grads; CPO/SimPO: ~8
     quantized: bool = False  # 4-bit QLoRA base (memory_4bit.py): weight_bytes is then the compute dtype's
+    shards: int = 1  # FSDP across this many GPUs (memory_sharded.py): the estimate is then per GPU
 
 
 @dataclass
@@ -189,11 +190,15 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
         from medllm_core.library.memory_4bit import four_bit_weight_parts
 
         weights = four_bit_weight_parts(shape, train.weight_bytes)
+    elif train.shards > 1:
+        from medllm_core.library.memory_sharded import sharded_weight_parts
+
+        weights = sharded_weight_parts(shape, train.weight_bytes, train.shards)
     else:
         weights = {"weights": shape.total_params * train.weight_bytes / GIB}
     parts = {
         **weights,
-        "lora_state": lora * (4 + 4 + 8 + (4 if train.reference_adapter else 0)) / GIB,
+        "lora_state": lora * (4 + 4 + 8 + (4 if train.reference_adapter else 0)) / GIB / max(1, train.shards),
         "activations": kept / GIB,
         "recompute": recompute / GIB,
         "loss_head": loss / GIB,

@@ -21,11 +21,14 @@ class MemoryPreview:
     micro_batch: int
     method: str = "sft"
     quantization: str = "none"  # "4bit": a QLoRA base (library/quantization.py)
+    shards: int = 1  # > 1: FSDP across this many GPUs, the estimate is per GPU (library/sharding.py)
 
     def describe(self) -> str:
         verdict = "fits" if self.fits else "does NOT fit even with every layer checkpointed"
         unit = "packed row(s)" if self.method == "sft" else "example(s)"
         base = ", 4-bit base" if self.quantization == "4bit" else ""
+        if self.shards > 1:
+            base += f" per GPU, FSDP across {self.shards} GPUs"
         return (f"estimated peak {self.estimate_gib:.1f} GiB{base} on a {self.card_gib:.0f} GiB card ({verdict}; "
                 f"checkpointing {self.checkpointing}, {self.micro_batch} {unit} per micro-step)")
 
@@ -49,9 +52,18 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
 
 
 def preview_memory(profile: Any, card_gib: float, stage: str = "sft", settings: Any = None,
-                   capability_major: int = 9, quantization: str | None = None) -> MemoryPreview | None:
+                   capability_major: int = 9, quantization: str | None = None,
+                   processes: int | None = None) -> MemoryPreview | None:
     """Plan ``stage`` on a CUDA card of ``card_gib``; None when the model's shape is unknown.
     ``quantization`` None: the profile's ``model.quantization``, with ``auto`` resolved as training resolves it."""
+    from medllm_core.library.sharding import sharding_for
+
+    if processes is None:  # a dry run elsewhere plans for the profile's machine: as many GPUs as it names
+        processes = max(1, int(getattr(profile.hardware, "gpu_count", 0) or 0))
+    sharding = sharding_for(profile, card_gib, capability_major, processes)
+    if sharding.sharded:
+        return plan_preview(profile, card_gib, stage, settings, capability_major, quantization or "none",
+                            shards=sharding.shards)
     if quantization is not None:
         return plan_preview(profile, card_gib, stage, settings, capability_major, quantization)
     from medllm_core.library.quantization import decide_quantization
@@ -70,7 +82,7 @@ def preview_memory(profile: Any, card_gib: float, stage: str = "sft", settings: 
 
 
 def plan_preview(profile: Any, card_gib: float, stage: str, settings: Any, capability_major: int,
-                 quantization: str) -> MemoryPreview | None:
+                 quantization: str, shards: int = 1) -> MemoryPreview | None:
     from medllm_core.library.training.speed import SpeedHardware, plan_speed
 
     shape = shape_for_model(profile.model.name_or_path, profile.model.tier)
@@ -85,9 +97,9 @@ def plan_preview(profile: Any, card_gib: float, stage: str, settings: Any, capab
                       gradient_accumulation_steps=int(_setting(settings, "gradient_accumulation_steps", 8)),
                       lora_rank=lora.r, lora_dropout=lora.dropout, dtype="bf16" if capability_major >= 8 else "fp16",
                       memory_budget_gib=float(_setting(settings, "memory_budget_gib", 0.0)),
-                      probe=False, assume_liger=True, quantization=quantization)
+                      probe=False, assume_liger=True, quantization=quantization, shards=shards)
     if plan.estimate is None:
         return None
     fits = plan.estimate.total_gib <= (plan.budget_gib or card_gib)
     return MemoryPreview(card_gib, plan.estimate.total_gib, fits, plan.checkpointed_layers_label,
-                         plan.micro_batch_size, stage, quantization)
+                         plan.micro_batch_size, stage, quantization, shards)

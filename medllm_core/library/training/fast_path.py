@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from medllm_core.kernel.context import StageContext
+from medllm_core.kernel.distributed import fsdp_shards
 from medllm_core.library.memory_estimate import shape_for_model
 from medllm_core.library.training.quantized_base import keep_adapters_fp32, run_quantization
 from medllm_core.library.training.recovery import Attempt
@@ -48,7 +49,8 @@ def stage_speed_plan(ctx: StageContext, method: str, rows: list[dict], model_pat
     common = {"max_length": s.max_length, "micro_batch_size": s.micro_batch_size,
               "gradient_accumulation_steps": s.gradient_accumulation_steps, "lora_rank": lora.r,
               "lora_dropout": lora.dropout, "dtype": ctx.precision.dtype, "optimize": s.optimize,
-              "memory_budget_gib": s.memory_budget_gib, "quantization": run_quantization(ctx).mode}
+              "memory_budget_gib": s.memory_budget_gib, "quantization": run_quantization(ctx).mode,
+              "shards": fsdp_shards()}
     if shape is None:
         plan = SpeedPlan(enabled=False, micro_batch_size=s.micro_batch_size,
                          gradient_accumulation_steps=s.gradient_accumulation_steps)

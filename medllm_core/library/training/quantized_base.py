@@ -26,7 +26,11 @@ def run_quantization(ctx: Any, record: bool = True) -> QuantizationDecision:
     if getattr(profile.model, "quantization", "none") == "auto" and on_gpu:
         card_gib, major = card_gib_for(profile, hardware)
         sft = (getattr(profile, "stages", {}) or {}).get("sft", {})
-        full = plan_preview(profile, card_gib, "sft", sft, major, "none")
+        from medllm_core.library.sharding import run_sharding
+
+        # several GPUs sharding a 16-bit base (FSDP) keep full precision: 4-bit only when that does not fit either
+        shards = run_sharding(profile, hardware).shards
+        full = plan_preview(profile, card_gib, "sft", sft, major, "none", shards=shards)
         if full is not None and not full.fits:
             four = plan_preview(profile, card_gib, "sft", sft, major, "4bit")
     decision = decide_quantization(profile, full=full, four_bit=four, card_gib=card_gib, capability=capability,

@@ -163,7 +163,12 @@ def profile_card_elsewhere(ctx: Any) -> str:
     capability = hardware.compute_capability or 8.0
     dtype = "bf16" if capability >= 8 else "fp16 with loss scaling (no fast bf16 below compute capability 8.0)"
     count = max(1, hardware.gpu_count)
-    processes = f", DDP over {count} GPUs (accelerate launch)" if count > 1 else ""
+    processes = ""
+    if count > 1:
+        from medllm_core.library.sharding import run_sharding
+
+        how = "FSDP2, weights sharded" if run_sharding(ctx.profile, ctx.hardware, count).sharded else "DDP"
+        processes = f", {how} over {count} GPUs (accelerate launch)"
     return (f"this machine lacks the profile's GPU; on the profile's card ({count} × {hardware.min_vram_gb:g} GB"
             + (f", compute capability {hardware.compute_capability:g}" if hardware.compute_capability else "")
             + f"): {dtype}{processes}")
@@ -172,9 +177,11 @@ def profile_card_elsewhere(ctx: Any) -> str:
 def stage_memory_preview(ctx: Any) -> Any:
     """The estimator's verdict for this stage on the detected card (or the profile's card on a CPU box)."""
     from medllm_core.library.memory_preview import card_gib_for, preview_memory
+    from medllm_core.library.sharding import planned_processes
 
     if getattr(ctx.settings, "optimize", "auto") == "off":
         return None
     card, capability = card_gib_for(ctx.profile, ctx.hardware)
     method = ctx.name if ctx.name in ("sft", "dpo", "simpo", "kto") else "sft"
-    return preview_memory(ctx.profile, card, method, ctx.settings, capability)
+    return preview_memory(ctx.profile, card, method, ctx.settings, capability,
+                          processes=planned_processes(ctx.profile, ctx.hardware))

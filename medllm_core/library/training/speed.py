@@ -84,12 +84,12 @@ def throughput_proxy(tokens: int, checkpointed_fraction: float) -> float:
 
 def _shape(method: str, tokens: int, checkpointed: int, *, liger: bool, lora_rank: int, lora_dropout: bool,
            weight_bytes: int, fused_loss: bool, reference_adapter: bool,
-           logit_tokens: int | None = None, quantized: bool = False) -> TrainingShape:
+           logit_tokens: int | None = None, quantized: bool = False, shards: int = 1) -> TrainingShape:
     return TrainingShape(method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
                          fused_loss=fused_loss, lora_rank=lora_rank, lora_dropout=lora_dropout, liger=liger,
                          weight_bytes=weight_bytes, reference_adapter=reference_adapter, logit_tokens=logit_tokens,
                          unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if method == "simpo" else 16.0,
-                         quantized=quantized)
+                         quantized=quantized, shards=shards)
 
 
 def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length: int, micro_batch_size: int,
@@ -98,9 +98,10 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                worst_tokens: Callable[[int], int] | None = None,
                mean_tokens_per_example: float | None = None,
                continues_adapter: bool = True, probe: bool = True,
-               assume_liger: bool | None = None, quantization: str = "none") -> SpeedPlan:
+               assume_liger: bool | None = None, quantization: str = "none", shards: int = 1) -> SpeedPlan:
     """Choose the fast path for one training stage. ``worst_tokens(mb)``: the most real tokens a
-    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair)."""
+    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair). ``shards`` > 1: the
+    weights are sharded with FSDP across that many GPUs and every estimate is per GPU."""
     plan = SpeedPlan(enabled=False, micro_batch_size=micro_batch_size,
                      gradient_accumulation_steps=gradient_accumulation_steps)
     if optimize == "off":
@@ -136,7 +137,7 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
               # Liger is there for our fused SimPO trainer (simpo_fused.py)
               "weight_bytes": weight_bytes,
               "fused_loss": (plan.liger and method in ("sft", "simpo")) or method in ("dpo", "kto"),
-              "reference_adapter": reference_adapter, "quantized": quantization == "4bit"}
+              "reference_adapter": reference_adapter, "quantized": quantization == "4bit", "shards": shards}
 
     if method == "simpo":
         plan.decide("simpo_loss", SIMPO_LOSS_DECISION if plan.liger else
