@@ -247,7 +247,11 @@ def preview_plan(profile: Profile, hardware: HardwareInfo) -> PlanPreview:
         preview.error = exc.render()
         return preview
     preview.stages = [PlanLine(p.spec.name, p.enabled, p.required) for p in planned]
-    decision = choose_precision(hardware)
+    try:
+        decision = choose_precision(hardware, profile.hardware.precision)
+    except MedllmError as exc:  # a forced dtype this machine cannot train in
+        preview.error = exc.render()
+        return preview
     preview.precision = f"{decision.dtype} — {decision.reason}"
     gate = next((p for p in planned if p.enabled and p.spec.gate is not None), None)
     preview.gate = evaluate_gate(profile, hardware, gate.settings if gate else None)

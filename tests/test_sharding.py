@@ -136,3 +136,21 @@ def test_the_generated_config_is_what_accelerate_launch_turns_into_fsdp2(tmp_pat
     # FSDP2 broadcasts rank 0's weights itself when loading is RAM-efficient (sync_module_states is FSDP1's)
     assert plugin.transformer_cls_names_to_wrap == ["Qwen2DecoderLayer"] and plugin.cpu_ram_efficient_loading
     assert os.environ["FSDP_VERSION"] == "2"
+
+
+def test_hardware_precision_forces_fp16_on_an_ampere_card_and_refuses_what_cannot_train():
+    from medllm_core.kernel.hardware import choose_precision
+
+    h200 = _gpus(2, 139.8, (9, 0), "NVIDIA H200")
+    assert choose_precision(h200).dtype == "bf16"
+    forced = choose_precision(h200, "fp16")  # the V100 simulation on H200s (issue 18 item 2)
+    assert forced.dtype == "fp16" and "forced" in forced.reason and "loss scaling" in forced.reason
+    with pytest.raises(ConfigError) as cpu:
+        choose_precision(HardwareInfo(backend="cpu"), "fp16")
+    assert cpu.value.location.key == "hardware.precision"
+    with pytest.raises(ConfigError) as old:
+        choose_precision(_gpus(2, 31.7), "bf16")
+    assert "compute capability >= 8.0" in str(old.value)
+    assert _profile(**{"hardware.precision": "fp16"}).hardware.precision == "fp16"
+    with pytest.raises(ConfigError):
+        _profile(**{"hardware.precision": "fp8"})

@@ -122,8 +122,13 @@ class PrecisionDecision:
     facts: dict[str, Any]
 
 
-def choose_precision(hardware: HardwareInfo) -> PrecisionDecision:
-    """bf16 on compute capability >= 8.0, fp16 on pre-Ampere GPUs (e.g. V100), fp32 on CPU."""
+def choose_precision(hardware: HardwareInfo, requested: str = "auto") -> PrecisionDecision:
+    """bf16 on compute capability >= 8.0, fp16 on pre-Ampere GPUs (e.g. V100), fp32 on CPU.
+
+    ``requested`` (``hardware.precision``): "auto", or a dtype the profile forces, e.g. fp16 on an H200 to
+    reproduce a V100 run; a dtype the hardware cannot train in is a ConfigError before any model loads."""
+    if requested != "auto":
+        return _forced_precision(hardware, requested)
     if hardware.backend != "cuda" or not hardware.gpus:
         return PrecisionDecision("fp32", "no CUDA GPU: CPU training runs in fp32", {"backend": hardware.backend})
     lowest = min(g.capability for g in hardware.gpus)
@@ -136,3 +141,26 @@ def choose_precision(hardware: HardwareInfo) -> PrecisionDecision:
         "fp16 with loss scaling",
         facts,
     )
+
+
+PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
+PRECISION_HELP = ("training dtype: 'auto' (bf16 on compute capability >= 8.0, fp16 below, fp32 on CPU), or force "
+                  "'bf16' | 'fp16' | 'fp32' (e.g. fp16 on an Ampere card to reproduce a V100 run)")
+
+
+def _forced_precision(hardware: HardwareInfo, requested: str) -> PrecisionDecision:
+    from medllm_core.kernel.errors import ConfigError, Location
+
+    on_gpu = hardware.backend == "cuda" and bool(hardware.gpus)
+    lowest = min((g.capability for g in hardware.gpus), default=(0, 0))
+    where = Location(key="hardware.precision")
+    if requested in ("bf16", "fp16") and not on_gpu:
+        raise ConfigError(f"hardware.precision = '{requested}' needs a CUDA GPU; this machine trains on CPU in fp32",
+                          where, hint="set hardware.precision = 'auto' (or 'fp32') on this machine")
+    if requested == "bf16" and lowest < (8, 0):
+        raise ConfigError(f"hardware.precision = 'bf16' needs compute capability >= 8.0; this GPU has "
+                          f"{lowest[0]}.{lowest[1]}", where, hint="use 'fp16' (with loss scaling) or 'auto'")
+    facts = {"forced": requested, "backend": hardware.backend,
+             "compute_capability": f"{lowest[0]}.{lowest[1]}" if on_gpu else None}
+    scaling = " with loss scaling" if requested == "fp16" else ""
+    return PrecisionDecision(requested, f"hardware.precision = '{requested}' (forced){scaling}", facts)

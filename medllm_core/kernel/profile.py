@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from medllm_core.kernel.errors import ConfigError, Location
+from medllm_core.kernel.hardware import PRECISION_CHOICES, PRECISION_HELP
 from medllm_core.kernel.lora_section import LoraSection
 from medllm_core.kernel.model_sources import ModelSource, source_option
 from medllm_core.kernel.overrides import (  # noqa: F401  (re-exported: the public names of the loader)
@@ -52,10 +53,12 @@ class HardwareSection:
     # of the profile's card (7.0 for a V100): what a dry run on another machine plans the precision for; 0 = unknown
     compute_capability: float = 0.0
     sharding: str = option("auto", SHARDING_HELP)  # FSDP across gpu_count GPUs: library/sharding.py
+    precision: str = option("auto", PRECISION_HELP)  # kernel/hardware.py choose_precision
 
     def validate(self, prefix: str) -> None:
         _one_of(self.device, ("auto", "cpu", "cuda"), f"{prefix}.device")
         _one_of(self.sharding, SHARDING_CHOICES, f"{prefix}.sharding")
+        _one_of(self.precision, PRECISION_CHOICES, f"{prefix}.precision")
         if self.compute_capability and not 3.0 <= self.compute_capability < 20:
             raise SchemaError(f"{prefix}.compute_capability", f"must be 0 (unknown) or a CUDA compute capability "
                               f"such as 7.0 or 8.0, got {self.compute_capability}")

@@ -82,7 +82,7 @@ def start_run(
         run=run,
         events=events,
         hardware=hardware,
-        precision=choose_precision(hardware),
+        precision=choose_precision(hardware, profile.hardware.precision),
         gate=GateVerdict.open(),
         plan=plan,
         resume=previous is not None,
