@@ -14,6 +14,22 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE_PLUGINS = REPO / "tests" / "fixtures" / "plugins"
 PUBLIC_DATA = REPO.parent / "shared" / "data" / "public"
 
+# Nothing here compiles with torch.compile (medllm compiles on CUDA only), but bitsandbytes (installed for the
+# QLoRA tests) wraps its CPU kernels in torch.compile at import, which imports TorchDynamo: ~2 s in every test
+# process and CLI subprocess that imports peft. Disabling Dynamo for the test session (inherited by the
+# subprocesses) skips that import; compiled code paths are not exercised on CPU either way.
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_built_models(tmp_path_factory: pytest.TempPathFactory):
+    """One folder of locally built tiny models for the whole session (MEDLLM_MODEL_CACHE), in-process and in
+    the CLI subprocesses: every run otherwise rebuilds the same model (tokenizer training, ~2-4 s) in its
+    fresh output root. Builds are keyed by the fingerprint of their corpus and seed, so sharing is exact."""
+    if not os.environ.get("MEDLLM_MODEL_CACHE"):
+        os.environ["MEDLLM_MODEL_CACHE"] = str(tmp_path_factory.mktemp("built_models"))
+    yield
+
 
 def run_cli(args: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO,
             timeout: int = 600) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 FLAGS = [*sft_only(), "--set", "stages.sft.max_steps=4", "--set", "stages.sft.save_steps=4",
          "--set", "stages.dpo.enabled=true", "--set", "stages.dpo.max_steps=12", "--set", "stages.dpo.save_steps=4",
-         "--set", "stages.eval.batch_size=2"]
+         "--set", "stages.eval.batch_size=2", "--set", "stages.eval.max_items=12"]
 
 
 def _dpo_past_step_6(event: dict) -> bool:

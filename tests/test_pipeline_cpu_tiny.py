@@ -254,7 +254,9 @@ def test_preference_checkpoint_merges_and_generates(default_run, method):
 
 def test_data_check_reports_token_lengths_with_the_run_tokenizer(default_run):
     out, _ = default_run
-    tokenizer = next((out / ".medllm_cache/models").iterdir())
+    # the tiny model the run trained on (its folder is in MEDLLM_MODEL_CACHE or the output root's cache)
+    adapter = next(out.glob("checkpoints/*/*sft/final/adapter_config.json"))
+    tokenizer = json.loads(adapter.read_text())["base_model_name_or_path"]
     result = run_cli(["data", "check", "data/samples/sft_medical_zh_en.jsonl", "--stage", "sft",
                       "--tokenizer", str(tokenizer)])
     assert result.returncode == 0, result.stderr

@@ -51,10 +51,23 @@ def check_source_reachable(ctx: StageContext) -> None:
     raise ConfigError(message, Location(file=str(ctx.profile.source_path), key="model.name_or_path"))
 
 
+MODEL_CACHE_ENV = "MEDLLM_MODEL_CACHE"
+
+
+def built_models_dir(ctx: StageContext) -> Path:
+    """Where the models medllm builds itself (the tiny model) are kept: ``MEDLLM_MODEL_CACHE`` when set (one
+    folder shared by every output root, e.g. on the data disk), else the output root's ``.medllm_cache/models``.
+    Each build is its own folder named by the fingerprint of what it was built from, so sharing is safe."""
+    import os
+
+    shared = os.environ.get(MODEL_CACHE_ENV, "").strip()
+    return Path(shared).expanduser() if shared else ctx.run.cache_dir / "models"
+
+
 def resolve_model_path(ctx: StageContext) -> str:
     name = ctx.profile.model.name_or_path
     if is_tiny_model(name):
-        path = ensure_tiny_model(ctx.run.cache_dir / "models", corpus_files(ctx), seed=ctx.profile.run.seed)
+        path = ensure_tiny_model(built_models_dir(ctx), corpus_files(ctx), seed=ctx.profile.run.seed)
         return str(path)
     local = ctx.profile.resolve_path(name)
     if local.exists():
