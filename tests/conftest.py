@@ -21,6 +21,13 @@ PUBLIC_DATA = REPO.parent / "shared" / "data" / "public"
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow tests (marked ``slow``: they train end to end) go first. The suite runs whole files per
+    worker (pytest-xdist, pyproject addopts); a slow file taken last runs alone while the other core idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order inside a file is kept
+
+
 @pytest.fixture(autouse=True, scope="session")
 def shared_built_models(tmp_path_factory: pytest.TempPathFactory):
     """One folder of locally built tiny models for the whole session (MEDLLM_MODEL_CACHE), in-process and in
