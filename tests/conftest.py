@@ -19,6 +19,11 @@ PUBLIC_DATA = REPO.parent / "shared" / "data" / "public"
 # process and CLI subprocess that imports peft. Disabling Dynamo for the test session (inherited by the
 # subprocesses) skips that import; compiled code paths are not exercised on CPU either way.
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+# The suite runs one xdist worker per core and most tests start CLI subprocesses: with torch's default of one
+# OpenMP thread per core in each of them, the cores are oversubscribed and OpenMP's spin-waiting makes every
+# process several times slower (the tiny models gain nothing from a second thread: same time alone).
+for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

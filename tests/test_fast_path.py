@@ -128,6 +128,29 @@ def test_packed_sft_keeps_the_profiles_tokens_per_step_within_ten_percent(gpu_li
     assert facts["asked_tokens_per_step"] == 2256 and facts["chosen_tokens_per_step"] == chosen
 
 
+def test_packed_rows_shorter_than_max_length_keep_the_step_when_every_example_fits(gpu_like):
+    # The e2e run: 2 × 8 examples of ~187 tokens (~2,992 per step). Rows of 2,048 give 2,048 or 4,096 (both
+    # more than 10% off); rows of 1,536 hold every example (the longest is 400) and give 3,072.
+    h200 = speed.SpeedHardware("cuda", 139.8, 9, "H200")
+    p = plan("sft", h200, micro_batch_size=2, gradient_accumulation_steps=8, mean_tokens_per_example=187,
+             longest_example_tokens=400)
+    assert p.packed_length is not None and 400 <= p.packed_length < 2048
+    chosen = p.micro_batch_size * p.packed_length * p.gradient_accumulation_steps
+    assert abs(chosen - 2 * 8 * 187) / (2 * 8 * 187) <= 0.10
+    facts = next(facts for key, _, facts in p.decisions if key == "packing")
+    assert facts["row_length"] == p.packed_length and facts["chosen_tokens_per_step"] == chosen
+    assert facts["asked"] == [2, 8] and facts["chosen"] == [p.micro_batch_size, p.gradient_accumulation_steps]
+    # an example as long as max_length forbids shorter rows: no example may be truncated by the packing
+    p = plan("sft", h200, micro_batch_size=2, gradient_accumulation_steps=8, mean_tokens_per_example=187,
+             longest_example_tokens=2048)
+    assert p.packed_length is None
+    # a small card: the same step in more, shorter micro-steps rather than a step of the wrong size
+    p = plan("sft", gpu_like, micro_batch_size=2, gradient_accumulation_steps=8, mean_tokens_per_example=187,
+             longest_example_tokens=400, memory_budget_gib=20)
+    chosen = p.micro_batch_size * (p.packed_length or 2048) * p.gradient_accumulation_steps
+    assert abs(chosen - 2 * 8 * 187) / (2 * 8 * 187) <= 0.10 and p.estimate.total_gib <= p.budget_gib
+
+
 def test_plan_that_cannot_fit_says_so(gpu_like):
     p = plan("sft", gpu_like, memory_budget_gib=10)
     assert p.gradient_checkpointing and "exceeds" in p.decisions[-1][1]

@@ -66,13 +66,20 @@ def stage_speed_plan(ctx: StageContext, method: str, rows: list[dict], model_pat
                for row in rows[:TOKEN_SAMPLE_ROWS]]
     per_row.sort(reverse=True)
     mean = sum(per_row) / len(per_row) if per_row else None
+    longest = None
+    if method == "sft":
+        # packed rows may be shorter than max_length only if no example is longer: measured over every row,
+        # not the sample (a row over max_length is truncated by TRL anyway, so the cap is max_length)
+        longest = max(per_row[:1] + [min(n, s.max_length) for row in rows[TOKEN_SAMPLE_ROWS:]
+                                     for n in _row_tokens(tokenizer, row, keys)], default=None)
 
     def worst_tokens(micro_batch: int) -> int:
         # the longest rows of the sample, as many as a micro-batch holds (a bound for this data, not a guess)
         longest = per_row[:micro_batch]
         return int(sum(longest) + (micro_batch - len(longest)) * (longest[0] if longest else s.max_length))
 
-    return plan_speed(method, hw, shape, worst_tokens=worst_tokens, mean_tokens_per_example=mean, **common)
+    return plan_speed(method, hw, shape, worst_tokens=worst_tokens, mean_tokens_per_example=mean,
+                      longest_example_tokens=longest, **common)
 
 
 def prepare_model(model: Any, attempt: Attempt) -> list[Any]:

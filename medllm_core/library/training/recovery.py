@@ -38,10 +38,16 @@ class Attempt:
     lora_upcast_off: bool = False
     uncheckpointed_layers: int = 0
     precompute_ref: bool = False
+    packed_length: int | None = None  # SFT: packed rows shorter than max_length (every example still fits)
 
     @property
     def effective_batch_size(self) -> int:
         return self.micro_batch_size * self.gradient_accumulation_steps
+
+    @property
+    def sequence_length(self) -> int:
+        """The length TRL packs (SFT) or truncates to: a shorter packed row never outgrows a halved max_length."""
+        return min(self.packed_length, self.max_length) if self.packed_length else self.max_length
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -55,6 +61,7 @@ class Attempt:
             **({"attention": self.attention, "packing": self.packing, "padding_free": self.padding_free,
                 "liger": self.liger, "uncheckpointed_layers": self.uncheckpointed_layers,
                 "precompute_ref": self.precompute_ref} if self.attention else {}),
+            **({"packed_length": self.sequence_length} if self.packed_length else {}),
         }
 
 

@@ -32,6 +32,8 @@ MAX_PACKED_ROWS = 16
 SIMPO_UNFUSED_BYTES_PER_LOGIT = 8.0
 # Larger preference micro-batches gain little once the card is busy and lengthen the packed row past what was benched.
 MAX_PREFERENCE_MICRO_BATCH = 16
+# a plan further down the candidate list replaces the best so far only when its throughput proxy is this much higher
+CLEARLY_FASTER = 0.02
 MIN_EFFICIENT_TOKENS = 768  # throughput proxy: a micro-step of T tokens runs at T / (T + 768) of full speed
 
 
@@ -56,6 +58,7 @@ class SpeedPlan:
     micro_batch_size: int = 1
     gradient_accumulation_steps: int = 1
     precompute_ref: bool = False
+    packed_length: int | None = None  # SFT: packed rows shorter than max_length (None: rows of max_length)
     estimate: MemoryEstimate | None = None
     budget_gib: float | None = None
     decisions: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -97,10 +100,13 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                optimize: str = "auto", memory_budget_gib: float = 0.0,
                worst_tokens: Callable[[int], int] | None = None,
                mean_tokens_per_example: float | None = None,
+               longest_example_tokens: int | None = None,
                continues_adapter: bool = True, probe: bool = True,
                assume_liger: bool | None = None, quantization: str = "none", shards: int = 1) -> SpeedPlan:
     """Choose the fast path for one training stage. ``worst_tokens(mb)``: the most real tokens a
-    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair). ``shards`` > 1: the
+    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair). SFT:
+    ``longest_example_tokens`` (over all rows, capped at max_length) lets packed rows be shorter than max_length
+    without truncating any example, so the packed step can match the profile's tokens per step. ``shards`` > 1: the
     weights are sharded with FSDP across that many GPUs and every estimate is per GPU."""
     plan = SpeedPlan(enabled=False, micro_batch_size=micro_batch_size,
                      gradient_accumulation_steps=gradient_accumulation_steps)
@@ -144,19 +150,8 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                     "TRL's CPO loss over the whole padded logits: Liger not installed (pip install 'medllm[gpu]')")
     if method == "sft":
         plan.packing = True
-        # no more rows per micro-step than the profile's batch holds in tokens: packing must not change
-        # how much data one optimizer step sees
-        most = MAX_PACKED_ROWS
-        if mean_tokens_per_example:
-            target = micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example
-            most = max(1, min(MAX_PACKED_ROWS, math.ceil(target / max_length)))
-        candidates = [(rows, rows * max_length) for rows in range(1, most + 1)]
-        if mean_tokens_per_example:
-            # A method comparison needs the optimizer step the profile asked for: keep only row counts whose
-            # packed step lands within 10% of the profile's tokens per step (all of them when none can).
-            close = [(rows, tokens) for rows, tokens in candidates if _step_error(
-                rows, max_length, micro_batch_size, gradient_accumulation_steps, mean_tokens_per_example) <= 0.10]
-            candidates = close or candidates
+        candidates = _packed_candidates(max_length, micro_batch_size, gradient_accumulation_steps,
+                                        mean_tokens_per_example, longest_example_tokens)
     else:
         plan.padding_free = True
         plan.decide("padding_free", "pairs/examples run through the decoder as one packed row: no compute on padding")
@@ -174,11 +169,12 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
         effective = micro_batch_size * gradient_accumulation_steps
         sizes = sorted((mb for mb in range(smallest, min(effective, MAX_PREFERENCE_MICRO_BATCH) + 1)
                         if effective % mb == 0), reverse=True) or [micro_batch_size]
-        candidates = [(mb, worst_tokens(mb) if worst_tokens else mb * seqs * max_length) for mb in sizes]
+        candidates = [(mb, worst_tokens(mb) if worst_tokens else mb * seqs * max_length, max_length)
+                      for mb in sizes]
 
-    best: tuple[float, int, int, int, MemoryEstimate] | None = None
+    best: tuple[float, int, int, int, int, MemoryEstimate] | None = None
     layers = shape.layers
-    for rows, tokens in candidates:
+    for rows, tokens, row_length in candidates:
         # the whole padded logits exist only for SimPO (CPO); bound them by micro-batch × sequences × max_length
         logits = rows * 2 * max_length if method == "simpo" else None
         for checkpointed in range(0, layers + 1):
@@ -186,22 +182,26 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             if estimate.total_gib > budget:
                 continue
             score = throughput_proxy(tokens, checkpointed / layers)
-            if best is None or score > best[0] + 1e-9:
-                best = (score, rows, tokens, checkpointed, estimate)
+            # candidates come closest-to-the-profile first (SFT): a later one must be clearly faster to win
+            if best is None or score > best[0] * (1 + CLEARLY_FASTER):
+                best = (score, rows, tokens, row_length, checkpointed, estimate)
             break  # fewer checkpointed layers never fit worse: the first that fits is the best for this size
     if best is None:
-        rows, tokens = min(candidates, key=lambda candidate: candidate[1])  # the smallest micro-step there is
+        rows, tokens, row_length = min(candidates, key=lambda candidate: candidate[1])  # the smallest micro-step
         estimate = estimate_peak(shape, _shape(method, tokens, layers, **common))
         plan.gradient_checkpointing, plan.uncheckpointed_layers = True, 0
         plan.micro_batch_size = rows
         if method != "sft":
             plan.gradient_accumulation_steps = gradient_accumulation_steps * micro_batch_size // rows
+        else:
+            _apply_packing(plan, rows, row_length, max_length, micro_batch_size, gradient_accumulation_steps,
+                           mean_tokens_per_example)
         plan.estimate = estimate
         plan.decide("memory_plan", f"even with every layer checkpointed the estimate {estimate.describe()} exceeds "
                     f"the {budget:.1f} GiB budget; starting there and relying on the OOM retries",
                     estimate=estimate.as_dict(), budget_gib=round(budget, 2))
         return plan
-    _, rows, tokens, checkpointed, estimate = best
+    _, rows, tokens, row_length, checkpointed, estimate = best
     plan.estimate = estimate
     plan.gradient_checkpointing = checkpointed > 0
     plan.uncheckpointed_layers = layers - checkpointed if checkpointed else 0
@@ -215,18 +215,8 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                     asked=[micro_batch_size, gradient_accumulation_steps],
                     chosen=[rows, plan.gradient_accumulation_steps])
     if method == "sft":
-        plan.gradient_accumulation_steps = _accumulation_for_tokens(
-            rows, max_length, micro_batch_size, gradient_accumulation_steps, mean_tokens_per_example)
-        plan.decide("packing", f"BFD packing into rows of {max_length} tokens: {rows} row(s) per micro-step "
-                    f"({tokens} tokens), accumulation {plan.gradient_accumulation_steps}"
-                    + (f": ~{rows * max_length * plan.gradient_accumulation_steps:,} tokens per optimizer step for the "
-                       f"profile's ~{micro_batch_size * gradient_accumulation_steps * mean_tokens_per_example:,.0f} "
-                       f"({micro_batch_size} × {gradient_accumulation_steps} examples)"
-                       if mean_tokens_per_example else ""),
-                    rows=rows, tokens_per_micro_step=tokens,
-                    asked_tokens_per_step=round(micro_batch_size * gradient_accumulation_steps
-                                                * (mean_tokens_per_example or 0)) or None,
-                    chosen_tokens_per_step=rows * max_length * plan.gradient_accumulation_steps)
+        _apply_packing(plan, rows, row_length, max_length, micro_batch_size, gradient_accumulation_steps,
+                       mean_tokens_per_example)
     plan.decide("activation_checkpointing",
                 "off: the step fits without it" if not checkpointed else
                 f"on for {checkpointed} of {layers} layers (the rest keep their activations): needed to fit",
@@ -236,20 +226,74 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     return plan
 
 
-def _step_error(rows: int, max_length: int, micro_batch: int, accumulation: int, mean_tokens: float) -> float:
+PACKED_LENGTH_MULTIPLE = 64  # shorter packed rows are a multiple of this (kernel-friendly, fewer distinct shapes)
+STEP_TOLERANCE = 0.10  # packed SFT: tokens per optimizer step within 10% of the profile's
+
+
+def _packed_candidates(max_length: int, micro_batch: int, accumulation: int, mean_tokens: float | None,
+                       longest: int | None) -> list[tuple[int, int, int]]:
+    """(rows, tokens per micro-step, row length) splits of the profile's SFT step into packed rows.
+
+    Rows of ``max_length`` first; where the data's longest example is shorter, rows down to that length too, so a
+    step of e.g. 16 examples x 187 tokens (~3,000) can be 2 rows x 1,536 instead of 1 or 2 rows x 2,048. Only splits
+    whose tokens per optimizer step land within 10% of the profile's are kept (all full-length ones when none can):
+    a method comparison needs the optimizer step the profile asked for."""
+    if not mean_tokens:
+        return [(rows, rows * max_length, max_length) for rows in range(1, MAX_PACKED_ROWS + 1)]
+    target = micro_batch * accumulation * mean_tokens
+    floor = min(max_length, max(longest or max_length, PACKED_LENGTH_MULTIPLE))
+    found: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for rows in range(1, MAX_PACKED_ROWS + 1):
+        lengths = {max_length}
+        for steps in range(1, accumulation * micro_batch + 1):  # accumulation the shorter row would need
+            length = math.ceil(target / (rows * steps) / PACKED_LENGTH_MULTIPLE) * PACKED_LENGTH_MULTIPLE
+            if floor <= length <= max_length:
+                lengths.add(length)
+        for length in lengths:
+            if length < floor:
+                continue
+            if _step_error(rows, length, micro_batch, accumulation, mean_tokens) <= STEP_TOLERANCE:
+                found[(rows, length)] = (rows, rows * length, length)
+    if not found:
+        most = max(1, min(MAX_PACKED_ROWS, math.ceil(target / max_length)))
+        return [(rows, rows * max_length, max_length) for rows in range(1, most + 1)]
+    # closest to the profile's step first; among equals, the longest rows (fewer row boundaries)
+    return sorted(found.values(), key=lambda c: (round(_step_error(c[0], c[2], micro_batch, accumulation,
+                                                                   mean_tokens), 3), -c[2]))
+
+
+def _apply_packing(plan: SpeedPlan, rows: int, row_length: int, max_length: int, micro_batch: int,
+                   accumulation: int, mean_tokens: float | None) -> None:
+    plan.gradient_accumulation_steps = _accumulation_for_tokens(rows, row_length, micro_batch, accumulation,
+                                                                mean_tokens)
+    plan.packed_length = row_length if row_length < max_length else None
+    asked = round(micro_batch * accumulation * (mean_tokens or 0)) or None
+    chosen = rows * row_length * plan.gradient_accumulation_steps
+    shorter = (f" (shorter than max length {max_length}: the longest example fits, and the step matches the "
+               "profile's)" if plan.packed_length else "")
+    plan.decide("packing", f"BFD packing into rows of {row_length} tokens{shorter}: {rows} row(s) per micro-step "
+                f"({rows * row_length} tokens), accumulation {plan.gradient_accumulation_steps}"
+                + (f": ~{chosen:,} tokens per optimizer step for the profile's ~{asked:,} "
+                   f"({micro_batch} × {accumulation} examples)" if asked else ""),
+                rows=rows, row_length=row_length, tokens_per_micro_step=rows * row_length,
+                asked_tokens_per_step=asked, chosen_tokens_per_step=chosen,
+                asked=[micro_batch, accumulation], chosen=[rows, plan.gradient_accumulation_steps])
+
+
+def _step_error(rows: int, row_length: int, micro_batch: int, accumulation: int, mean_tokens: float) -> float:
     """Relative distance of a packed step's tokens from the profile's tokens per optimizer step."""
     target = micro_batch * accumulation * mean_tokens
-    chosen = rows * max_length * _accumulation_for_tokens(rows, max_length, micro_batch, accumulation, mean_tokens)
+    chosen = rows * row_length * _accumulation_for_tokens(rows, row_length, micro_batch, accumulation, mean_tokens)
     return abs(chosen - target) / target
 
 
-def _accumulation_for_tokens(rows: int, max_length: int, micro_batch: int, accumulation: int,
+def _accumulation_for_tokens(rows: int, row_length: int, micro_batch: int, accumulation: int,
                              mean_tokens: float | None) -> int:
     """Gradient accumulation that keeps the profile's tokens per optimizer step (packed rows are ~full)."""
     if not mean_tokens:
         return accumulation
     target = micro_batch * accumulation * mean_tokens
-    return max(1, round(target / (rows * max_length)))
+    return max(1, round(target / (rows * row_length)))
 
 
 def selective_checkpointing_callback(uncheckpointed_layers: int) -> Any:

@@ -44,7 +44,7 @@ def attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
     return {
         "per_device_train_batch_size": attempt.micro_batch_size,
         "gradient_accumulation_steps": attempt.gradient_accumulation_steps,
-        "max_length": attempt.max_length,
+        "max_length": attempt.sequence_length,
         checkpointing_argument(): attempt.gradient_checkpointing,
         "use_liger_kernel": attempt.liger,
     }
