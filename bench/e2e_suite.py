@@ -227,6 +227,8 @@ def main() -> int:
     import torch
 
     cuda = torch.cuda.is_available()
+    # the profile names its files by absolute path: relative ones would resolve against the profile's folder
+    a.out, a.work = a.out.resolve(), a.work.resolve()
     a.out.mkdir(parents=True, exist_ok=True)
     a.work.mkdir(parents=True, exist_ok=True)
     state_file = a.out / "e2e.json"
@@ -244,6 +246,7 @@ def main() -> int:
             write_profile(a.work, a.arch, a.eval_items, cuda)
             print(f"[e2e] prepared in {time.monotonic() - started:.0f} s: {results['workload']}", flush=True)
         elif phase in ("off", "auto"):
+            write_profile(a.work, a.arch, a.eval_items, cuda)  # cheap; keeps an earlier prepare's data and model
             invocation = run_mode(phase, a.work / "profile.toml", a.work, a.out, a.timeout)
             results[phase] = {**stage_facts(a.work / f"out-{phase}"), "last_invocation": invocation}
         else:

@@ -64,14 +64,18 @@ def fused_simpo_trainer_class() -> type:
                                                     padding_value=self.pad_token_id, device=self.accelerator.device)
             len_chosen = batch["chosen_labels"].shape[0]
             unwrapped = self.accelerator.unwrap_model(model)
-            hidden = backbone_of(unwrapped)(input_ids=concatenated["concatenated_input_ids"],
-                                            attention_mask=concatenated["concatenated_attention_mask"],
-                                            use_cache=False).last_hidden_state
+            # accelerate applies mixed-precision autocast by wrapping the prepared model's forward; calling the
+            # backbone directly bypasses that wrapper, so it is entered here. Without it the fp32 LoRA weights
+            # meet bf16 activations (PEFT's input upcast is off on the fast path) and the LoRA matmul fails with
+            # "expected mat1 and mat2 to have the same dtype, BFloat16 != float" (measured on an H200).
+            with self.accelerator.autocast():
+                hidden = backbone_of(unwrapped)(input_ids=concatenated["concatenated_input_ids"],
+                                                attention_mask=concatenated["concatenated_attention_mask"],
+                                                use_cache=False).last_hidden_state
             head = unwrapped.get_output_embeddings()
             # tokens < n predict n, as in TRL's get_batch_logps
             labels = concatenated["concatenated_labels"][:, 1:]
-            # Liger's chunked matmul runs outside autocast: the hidden states must already be in the head's dtype
-            # (on an H200 the bf16 run failed with "mat1 and mat2 ... BFloat16 != float" without this cast)
+            # Liger's chunked matmul runs outside autocast: the hidden states must be in the head's dtype
             hidden = hidden[:, :-1].to(head.weight.dtype).contiguous()
             loss, aux = self._fused_loss()(head.weight, hidden, labels, head.bias)
             chosen_logps, rejected_logps, chosen_logits_mean, rejected_logits_mean, _nll = aux[:5]
