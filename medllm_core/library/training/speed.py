@@ -174,6 +174,8 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
 
     best: tuple[float, int, int, int, int, MemoryEstimate] | None = None
     layers = shape.layers
+    # SFT splits of a known step come closest-to-the-profile first: a later one must be clearly faster to win
+    margin = CLEARLY_FASTER if method == "sft" and mean_tokens_per_example else 0.0
     for rows, tokens, row_length in candidates:
         # the whole padded logits exist only for SimPO (CPO); bound them by micro-batch × sequences × max_length
         logits = rows * 2 * max_length if method == "simpo" else None
@@ -182,8 +184,7 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             if estimate.total_gib > budget:
                 continue
             score = throughput_proxy(tokens, checkpointed / layers)
-            # candidates come closest-to-the-profile first (SFT): a later one must be clearly faster to win
-            if best is None or score > best[0] * (1 + CLEARLY_FASTER):
+            if best is None or score > best[0] * (1 + margin) + 1e-9:
                 best = (score, rows, tokens, row_length, checkpointed, estimate)
             break  # fewer checkpointed layers never fit worse: the first that fits is the best for this size
     if best is None:
