@@ -157,9 +157,11 @@ def stage_facts(root: Path) -> dict[str, Any]:
                        peak_gib=peak.get("peak_allocated_gb"), failed=metrics.get("failed"),
                        settings={k: (metrics.get("final_settings") or metrics.get("settings") or {}).get(k)
                                  for k in ("micro_batch_size", "gradient_accumulation_steps")},
+                       # the stage records the fast path's choices as speed_<key> decisions
                        decisions=[d for d in metrics.get("decisions", [])
-                                  if d.get("kind") in ("micro_batch", "packing", "checkpointing", "simpo_loss",
-                                                       "path", "precompute_ref")])
+                                  if str(d.get("kind", "")).removeprefix("speed_") in (
+                                      "micro_batch", "packing", "activation_checkpointing", "simpo_loss", "path",
+                                      "reference_logps")])
         facts["stages"][stage] = row
     return facts
 

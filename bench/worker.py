@@ -204,6 +204,8 @@ def estimate_from_facts(shape: Any, method: str, cfg: dict, max_tokens: int, max
         fused_loss=(liger and method == "sft") or fused_simpo or method in ("dpo", "kto"), lora_rank=lora_rank,
         lora_dropout=lora_dropout and method == "sft", liger=liger, weight_bytes=2, reference_adapter=False,
         logit_tokens=max(max_padded, max_tokens) if simpo and not fused_simpo else None,
+        # one pair's logits per Liger chunk, over the padded length (bounded by max_length, as the planner does)
+        fused_chunk_tokens=2 * int(cfg.get("max_length") or 0) or None if fused_simpo else None,
         unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if simpo else 16.0,
         quantized=bool(cfg.get("quantized"))))
 

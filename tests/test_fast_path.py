@@ -198,3 +198,18 @@ def test_dry_run_shows_the_memory_estimate(tmp_path):
     # model.quantization = "auto" (the default): a 14B that does not fit 22 GiB in bf16 is planned in 4-bit
     auto = preview_memory(load_profile(root / "profiles" / "h100_80g_14b.toml"), 22.0)
     assert auto is not None and auto.quantization == "4bit" and auto.fits and "4-bit base" in auto.describe()
+
+
+def test_fused_simpo_estimate_counts_one_pairs_logits_over_the_padded_length(gpu_like):
+    # H200 bench, ours-simpo under its 36.6 GiB cap (7B, length 2,048, 4 pairs): the plan counted a 512-token tile
+    # (0.6 GiB) and the run died in Liger's chunk allocating (2, 2048, 152064) bf16 logits = 1.16 GiB with ~1.8 GiB
+    # of that chunk already held. The loss head is now one pair (both sequences) over the padded length.
+    p = plan("simpo", speed.SpeedHardware("cuda", 139.8, 9, "H200"), micro_batch_size=4,
+             gradient_accumulation_steps=1, memory_budget_gib=36.6, continues_adapter=False)
+    loss_head = p.estimate.parts["loss_head"]
+    assert loss_head >= 1.8 + 1.16 and p.estimate.total_gib <= p.budget_gib
+    assert p.estimate.inputs["fused_chunk_tokens"] == 2 * 2048
+    # short pairs pad to less: the chunk follows the data's longest pair, never past max_length
+    short = plan("simpo", gpu_like, micro_batch_size=4, gradient_accumulation_steps=1,
+                 worst_tokens=lambda mb: mb * 600)
+    assert short.estimate.inputs["fused_chunk_tokens"] == 2 * 600

@@ -118,6 +118,11 @@ class ActivationModel:
 ACTIVATIONS = ActivationModel()
 WORKSPACE_GIB = 1.0  # CUDA context is outside torch's count; this is cuBLAS/allocator slack inside it
 FUSED_LOSS_TILE_TOKENS = 512  # a fused LM head / Liger FLCE materialises logits for a small tile of tokens at a time
+# Liger's chunked preference losses (fused SimPO) take one pair per chunk: the chunk's logits cover chosen + rejected
+# over the padded length. Per logit: the bf16 logits, their fp32 log-softmax and the bf16 gradient (read from the
+# kernel's code; the H200 bench run of ours-simpo died allocating that chunk's 1.16 GiB bf16 logits at length 2,048
+# with ~1.8 GiB of the chunk already held, so at least ~5 bytes per logit; not yet measured to the peak).
+FUSED_CHUNK_BYTES_PER_LOGIT = 8.0
 CALIBRATION = "H100 80GB, Qwen2.5-7B architecture, bench/ runs of 2026-11-28 (docs/performance.md)"
 
 
@@ -152,6 +157,7 @@ class TrainingShape:
     weight_bytes: int = 2  # bf16/fp16 base weights; 4 on fp32
     reference_adapter: bool = False  # DPO/KTO continuing an adapter keep a frozen "ref" copy of it
     logit_tokens: int | None = None  # tokens whose logits are materialised when unfused (padded batch); None: all
+    fused_chunk_tokens: int | None = None  # fused loss chunked per pair (Liger SimPO): 2 × the padded length
     unfused_bytes_per_logit: float = 16.0  # SFT/CE: bf16 logits, fp32 copy, log-softmax, grads; CPO/SimPO: ~8
     quantized: bool = False  # 4-bit QLoRA base (memory_4bit.py): weight_bytes is then the compute dtype's
     shards: int = 1  # FSDP across this many GPUs (memory_sharded.py): the estimate is then per GPU
@@ -182,7 +188,9 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
     checkpointed = min(max(train.checkpointed_layers, 0), shape.layers)
     kept = (shape.layers - checkpointed) * per_layer * tokens + checkpointed * 2 * shape.hidden * tokens
     recompute = ACTIVATIONS.recompute_share * per_layer * tokens if checkpointed else 0.0
-    if train.fused_loss:
+    if train.fused_loss and train.fused_chunk_tokens:
+        loss = train.fused_chunk_tokens * shape.vocab * FUSED_CHUNK_BYTES_PER_LOGIT
+    elif train.fused_loss:
         loss = min(tokens, FUSED_LOSS_TILE_TOKENS) * shape.vocab * 4 * 2  # a tile of fp32 logits and its grad
     else:
         loss = (train.logit_tokens or tokens) * shape.vocab * train.unfused_bytes_per_logit

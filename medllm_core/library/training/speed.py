@@ -87,10 +87,12 @@ def throughput_proxy(tokens: int, checkpointed_fraction: float) -> float:
 
 def _shape(method: str, tokens: int, checkpointed: int, *, liger: bool, lora_rank: int, lora_dropout: bool,
            weight_bytes: int, fused_loss: bool, reference_adapter: bool,
-           logit_tokens: int | None = None, quantized: bool = False, shards: int = 1) -> TrainingShape:
+           logit_tokens: int | None = None, quantized: bool = False, shards: int = 1,
+           fused_chunk_tokens: int | None = None) -> TrainingShape:
     return TrainingShape(method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
                          fused_loss=fused_loss, lora_rank=lora_rank, lora_dropout=lora_dropout, liger=liger,
                          weight_bytes=weight_bytes, reference_adapter=reference_adapter, logit_tokens=logit_tokens,
+                         fused_chunk_tokens=fused_chunk_tokens,
                          unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if method == "simpo" else 16.0,
                          quantized=quantized, shards=shards)
 
@@ -176,11 +178,16 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     layers = shape.layers
     # SFT splits of a known step come closest-to-the-profile first: a later one must be clearly faster to win
     margin = CLEARLY_FASTER if method == "sft" and mean_tokens_per_example else 0.0
+    # fused SimPO (Liger) computes one pair's logits at a time over the padded length: the micro-batch pads to its
+    # longest sequence, which is no longer than the longest pair of the data (both sequences) nor than max_length
+    longest_sequence = min(max_length, worst_tokens(1)) if worst_tokens else max_length
+    chunk = 2 * longest_sequence if method == "simpo" and plan.liger else None
     for rows, tokens, row_length in candidates:
         # the whole padded logits exist only for SimPO (CPO); bound them by micro-batch × sequences × max_length
         logits = rows * 2 * max_length if method == "simpo" else None
         for checkpointed in range(0, layers + 1):
-            estimate = estimate_peak(shape, _shape(method, tokens, checkpointed, logit_tokens=logits, **common))
+            estimate = estimate_peak(shape, _shape(method, tokens, checkpointed, logit_tokens=logits,
+                                                   fused_chunk_tokens=chunk, **common))
             if estimate.total_gib > budget:
                 continue
             score = throughput_proxy(tokens, checkpointed / layers)
@@ -189,7 +196,7 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             break  # fewer checkpointed layers never fit worse: the first that fits is the best for this size
     if best is None:
         rows, tokens, row_length = min(candidates, key=lambda candidate: candidate[1])  # the smallest micro-step
-        estimate = estimate_peak(shape, _shape(method, tokens, layers, **common))
+        estimate = estimate_peak(shape, _shape(method, tokens, layers, fused_chunk_tokens=chunk, **common))
         plan.gradient_checkpointing, plan.uncheckpointed_layers = True, 0
         plan.micro_batch_size = rows
         if method != "sft":
