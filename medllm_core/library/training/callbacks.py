@@ -66,14 +66,31 @@ class EventCallback(TrainerCallback):
         self._start_step = 0
         self.loss_points: list[tuple[int, float]] = []
         self.stopped_by_request = False
+        self.first_step_end: float | None = None  # monotonic time the invocation's first optimizer step ended
+        self.last_step_end: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._started = time.monotonic()
         self._start_step = state.global_step
         self.ctx.progress(state.global_step, state.max_steps)
 
+    def step_timing(self, global_step: int, tokens: int | None) -> dict[str, float | None]:
+        """How long the first optimizer step took, and tokens/s over the steps after it (this invocation)."""
+        if self.first_step_end is None:
+            return {"first_step_s": None, "tokens_per_second_after_first_step": None}
+        first = round(self.first_step_end - self._started, 2)
+        ran = global_step - self._start_step
+        span = (self.last_step_end or self.first_step_end) - self.first_step_end
+        after = None
+        if tokens and global_step > 0 and ran > 1 and span > 0:
+            after = round(tokens / global_step * (ran - 1) / span, 1)
+        return {"first_step_s": first, "tokens_per_second_after_first_step": after}
+
     def on_step_end(self, args, state, control, **kwargs):
         done = state.global_step - self._start_step
+        self.last_step_end = time.monotonic()
+        if self.first_step_end is None:
+            self.first_step_end = self.last_step_end
         elapsed = time.monotonic() - self._started
         eta = (state.max_steps - state.global_step) * elapsed / done if done > 0 else None
         self.ctx.progress(state.global_step, state.max_steps, round(eta, 1) if eta is not None else None)

@@ -316,6 +316,7 @@ def _finish(ctx: StageContext, method: TrainingMethod, trainer: Any, train_outpu
         train_tokens_source=tokens_source,
         tokens_per_second=round(tokens / wall, 1) if tokens and wall > 0 else None,
         examples_per_second=round(examples / wall, 3) if wall > 0 else None,
+        **callback.step_timing(trainer.state.global_step, tokens),
         world_size=world_size(),
         peak_memory=peak_memory_gb(),
         **reward,

@@ -76,7 +76,7 @@ _FAILED = ("skipped", "failed", "reason", "steps", "final_loss", "loss_curve_fil
 _TRAINED = ("skipped", "failed", "reason", "steps", "final_loss", "train_loss", "loss_curve_file", "loss_curve_png",
             "loss_curve_problems", "stopped_by_request", "train_rows", "data", "final_settings", "attempts",
             "wall_time_s", "train_tokens", "train_tokens_source", "tokens_per_second", "examples_per_second",
-            "world_size", "peak_memory")
+            "first_step_s", "tokens_per_second_after_first_step", "world_size", "peak_memory")
 # A stage stopped on request is not a failure: ``stopped: true`` (``failed`` stays false).
 _STOPPED = ("skipped", "failed", "stopped", "reason", "steps", "final_loss", "loss_curve_file", "attempts")
 OUTCOME_KEYS = {"skipped": _SKIPPED, "failed": _FAILED, "stopped": _STOPPED, "trained": _TRAINED}
@@ -120,6 +120,9 @@ class TrainingMetrics:
     train_tokens_source: str | None = None
     tokens_per_second: float | None = None
     examples_per_second: float | None = None
+    # the first optimizer step holds kernel compilation and warm-up; short stages are dominated by it
+    first_step_s: float | None = None
+    tokens_per_second_after_first_step: float | None = None  # steps 2..N, the stage's tokens pro rata per step
     world_size: int | None = None
     peak_memory: dict[str, Any] = field(default_factory=dict)
     # preference trainers only (written when rewards were logged)
