@@ -213,3 +213,39 @@ def test_fused_simpo_estimate_counts_one_pairs_logits_over_the_padded_length(gpu
     short = plan("simpo", gpu_like, micro_batch_size=4, gradient_accumulation_steps=1,
                  worst_tokens=lambda mb: mb * 600)
     assert short.estimate.inputs["fused_chunk_tokens"] == 2 * 600
+
+
+def test_selective_checkpointing_survives_trls_reference_forward(tmp_path):
+    # TRL's DPO/KTO wrap the reference forward in disable_gradient_checkpointing, which re-enables every layer
+    # afterwards: the selection used to hold for the first step only (the H200 14B DPO peak sat 12% under the
+    # estimate made for one layer kept).
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, Qwen2Config
+    from trl import DPOConfig, DPOTrainer
+
+    from medllm_core.library.tiny_model import _hf_tokenizer, train_tokenizer
+    from medllm_core.library.training.trl_common import checkpointing_argument
+
+    tokenizer = _hf_tokenizer(train_tokenizer(["fever cough headache chest pain rash"] * 20, vocab_size=300))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2))
+    seen: list[tuple[int, bool]] = []
+    for index, layer in enumerate(model.model.layers):
+        layer.register_forward_pre_hook(
+            lambda module, _args, index=index: seen.append((index, module.gradient_checkpointing))
+            if torch.is_grad_enabled() and module.training else None)
+    rows = [{"prompt": "fever cough", "chosen": " headache", "rejected": " chest pain"}] * 6
+    config = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=3, report_to="none",
+                       use_cpu=True, save_strategy="no", disable_tqdm=True, **{checkpointing_argument(): True})
+    trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    trainer.add_callback(speed.selective_checkpointing_callback(1))
+    trainer.train()
+    first = [flag for index, flag in seen if index == 0]
+    rest = [flag for index, flag in seen if index > 0]
+    assert len(first) == 3 and not any(first), seen  # one policy forward per step, layer 0 never checkpointed
+    assert rest and all(rest), seen
