@@ -144,6 +144,16 @@ def test_packed_rows_shorter_than_max_length_keep_the_step_when_every_example_fi
     p = plan("sft", h200, micro_batch_size=2, gradient_accumulation_steps=8, mean_tokens_per_example=187,
              longest_example_tokens=2048)
     assert p.packed_length is None
+    # no split within 10% (1 example of ~100 tokens, the longest 150): the closest one, not a row of max_length
+    p = plan("sft", h200, micro_batch_size=1, gradient_accumulation_steps=1, mean_tokens_per_example=100,
+             longest_example_tokens=150)
+    assert p.packed_length == 192 and p.micro_batch_size == 1 and p.gradient_accumulation_steps == 1
+    # an OOM retry that may shorten the length halves the packed row TRL really uses
+    from medllm_core.library.training.recovery import Attempt, next_after_oom
+
+    attempt = Attempt(1, 1, 1, True, 2048, "bf16", 1e-4, packed_length=512)
+    retry, _ = next_after_oom(attempt, min_micro_batch=1, allow_shorter_max_length=True)
+    assert retry.sequence_length == 256 and retry.packed_length is None
     # a small card: the same step in more, shorter micro-steps rather than a step of the wrong size
     p = plan("sft", gpu_like, micro_batch_size=2, gradient_accumulation_steps=8, mean_tokens_per_example=187,
              longest_example_tokens=400, memory_budget_gib=20)
@@ -209,9 +219,9 @@ def test_fused_simpo_estimate_counts_one_pairs_logits_over_the_padded_length(gpu
     loss_head = p.estimate.parts["loss_head"]
     assert loss_head >= 1.8 + 1.16 and p.estimate.total_gib <= p.budget_gib
     assert p.estimate.inputs["fused_chunk_tokens"] == 2 * 2048
-    # short pairs pad to less: the chunk follows the data's longest pair, never past max_length
+    # short pairs pad to less: the chunk follows the data's longest sequence, never past max_length
     short = plan("simpo", gpu_like, micro_batch_size=4, gradient_accumulation_steps=1,
-                 worst_tokens=lambda mb: mb * 600)
+                 worst_tokens=lambda mb: mb * 1200, longest_example_tokens=600)
     assert short.estimate.inputs["fused_chunk_tokens"] == 2 * 600
 
 

@@ -82,7 +82,9 @@ class EventCallback(TrainerCallback):
         ran = global_step - self._start_step
         span = (self.last_step_end or self.first_step_end) - self.first_step_end
         after = None
-        if tokens and global_step > 0 and ran > 1 and span > 0:
+        # the stage's token count covers every step only when this invocation ran them all: after a resume the
+        # trainer's counters restart, so no rate is claimed then
+        if tokens and self._start_step == 0 and ran > 1 and span > 0:
             after = round(tokens / global_step * (ran - 1) / span, 1)
         return {"first_step_s": first, "tokens_per_second_after_first_step": after}
 

@@ -40,6 +40,17 @@ def _row_tokens(tokenizer: Any, row: dict, keys: tuple[str, ...]) -> list[int]:
             for k in keys if k in row]
 
 
+def longest_sequence(tokenizer: Any, rows: list[dict], keys: tuple[str, ...], cap: int) -> int:
+    """Tokens of the longest single sequence (an SFT conversation, or a prompt with one completion) over all
+    rows, capped at ``cap`` (TRL truncates there anyway): stops at the first row that reaches the cap."""
+    longest = 0
+    for row in rows:
+        longest = max(longest, *(min(n, cap) for n in _row_tokens(tokenizer, row, keys)), 0)
+        if longest >= cap:
+            break
+    return longest
+
+
 def stage_speed_plan(ctx: StageContext, method: str, rows: list[dict], model_path: str | None = None) -> SpeedPlan:
     s: TrainingSettings = ctx.settings
     hw = stage_hardware(ctx)
@@ -66,12 +77,9 @@ def stage_speed_plan(ctx: StageContext, method: str, rows: list[dict], model_pat
                for row in rows[:TOKEN_SAMPLE_ROWS]]
     per_row.sort(reverse=True)
     mean = sum(per_row) / len(per_row) if per_row else None
-    longest = None
-    if method == "sft":
-        # packed rows may be shorter than max_length only if no example is longer: measured over every row,
-        # not the sample (a row over max_length is truncated by TRL anyway, so the cap is max_length)
-        longest = max(per_row[:1] + [min(n, s.max_length) for row in rows[TOKEN_SAMPLE_ROWS:]
-                                     for n in _row_tokens(tokenizer, row, keys)], default=None)
+    # SFT: packed rows may be shorter than max_length only if no example is longer; fused SimPO: one pair's
+    # logits over the padded length. Both need the longest single sequence of every row, not of the sample.
+    longest = longest_sequence(tokenizer, rows, keys, s.max_length) if method in ("sft", "simpo") else None
 
     def worst_tokens(micro_batch: int) -> int:
         # the longest rows of the sample, as many as a micro-batch holds (a bound for this data, not a guess)

@@ -75,8 +75,10 @@ def next_after_oom(attempt: Attempt, *, min_micro_batch: int, allow_shorter_max_
     if not attempt.gradient_checkpointing or attempt.uncheckpointed_layers:
         new = replace(attempt, number=attempt.number + 1, gradient_checkpointing=True, uncheckpointed_layers=0)
         return new, f"micro-batch already {attempt.micro_batch_size}: activation checkpointing on every layer"
-    if allow_shorter_max_length and attempt.max_length // 2 >= min_max_length:
-        new = replace(attempt, number=attempt.number + 1, max_length=attempt.max_length // 2)
+    # halve the length TRL really uses (a packed row may already be shorter than max_length)
+    if allow_shorter_max_length and attempt.sequence_length // 2 >= min_max_length:
+        new = replace(attempt, number=attempt.number + 1, max_length=attempt.sequence_length // 2,
+                      packed_length=None)
         return new, f"halved max length to {new.max_length} (allowed by the profile)"
     return None
 

@@ -106,9 +106,10 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                continues_adapter: bool = True, probe: bool = True,
                assume_liger: bool | None = None, quantization: str = "none", shards: int = 1) -> SpeedPlan:
     """Choose the fast path for one training stage. ``worst_tokens(mb)``: the most real tokens a
-    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair). SFT:
-    ``longest_example_tokens`` (over all rows, capped at max_length) lets packed rows be shorter than max_length
-    without truncating any example, so the packed step can match the profile's tokens per step. ``shards`` > 1: the
+    micro-batch of ``mb`` examples can hold (preference: both sequences of each pair).
+    ``longest_example_tokens``: the longest single sequence over all rows, capped at max_length (SFT: lets packed
+    rows be shorter than max_length without truncating any example, so the packed step can match the profile's
+    tokens per step; fused SimPO: bounds the padded length of a chunk). ``shards`` > 1: the
     weights are sharded with FSDP across that many GPUs and every estimate is per GPU."""
     plan = SpeedPlan(enabled=False, micro_batch_size=micro_batch_size,
                      gradient_accumulation_steps=gradient_accumulation_steps)
@@ -179,8 +180,8 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     # SFT splits of a known step come closest-to-the-profile first: a later one must be clearly faster to win
     margin = CLEARLY_FASTER if method == "sft" and mean_tokens_per_example else 0.0
     # fused SimPO (Liger) computes one pair's logits at a time over the padded length: the micro-batch pads to its
-    # longest sequence, which is no longer than the longest pair of the data (both sequences) nor than max_length
-    longest_sequence = min(max_length, worst_tokens(1)) if worst_tokens else max_length
+    # longest sequence, no longer than the data's longest (measured over all rows) nor than max_length
+    longest_sequence = min(max_length, longest_example_tokens or max_length)
     chunk = 2 * longest_sequence if method == "simpo" and plan.liger else None
     for rows, tokens, row_length in candidates:
         # the whole padded logits exist only for SimPO (CPO); bound them by micro-batch × sequences × max_length
@@ -251,8 +252,10 @@ def _packed_candidates(max_length: int, micro_batch: int, accumulation: int, mea
     target = micro_batch * accumulation * mean_tokens
     floor = min(max_length, max(longest or max_length, PACKED_LENGTH_MULTIPLE))
     found: dict[tuple[int, int], tuple[int, int, int]] = {}
+    errors: dict[tuple[int, int], float] = {}
     for rows in range(1, MAX_PACKED_ROWS + 1):
-        lengths = {max_length}
+        # max_length, the shortest row that holds the longest example, and rows sized to the profile's step
+        lengths = {max_length, min(max_length, math.ceil(floor / PACKED_LENGTH_MULTIPLE) * PACKED_LENGTH_MULTIPLE)}
         for steps in range(1, accumulation * micro_batch + 1):  # accumulation the shorter row would need
             length = math.ceil(target / (rows * steps) / PACKED_LENGTH_MULTIPLE) * PACKED_LENGTH_MULTIPLE
             if floor <= length <= max_length:
@@ -260,11 +263,14 @@ def _packed_candidates(max_length: int, micro_batch: int, accumulation: int, mea
         for length in lengths:
             if length < floor:
                 continue
-            if _step_error(rows, length, micro_batch, accumulation, mean_tokens) <= STEP_TOLERANCE:
+            errors[(rows, length)] = _step_error(rows, length, micro_batch, accumulation, mean_tokens)
+            if errors[(rows, length)] <= STEP_TOLERANCE:
                 found[(rows, length)] = (rows, rows * length, length)
     if not found:
-        most = max(1, min(MAX_PACKED_ROWS, math.ceil(target / max_length)))
-        return [(rows, rows * max_length, max_length) for rows in range(1, most + 1)]
+        # no split within 10%: the closest ones there are (a shorter row may come much closer than max_length)
+        closest = min(errors.values())
+        return [(rows, rows * length, length) for (rows, length), error in sorted(errors.items())
+                if error <= closest + 0.01]
     # closest to the profile's step first; among equals, the longest rows (fewer row boundaries)
     return sorted(found.values(), key=lambda c: (round(_step_error(c[0], c[2], micro_batch, accumulation,
                                                                    mean_tokens), 3), -c[2]))
