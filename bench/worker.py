@@ -18,6 +18,8 @@ from typing import Any
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# as medllm-tui sets it for every run (cli.main); allocated peaks, which the bench reports, do not depend on it
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
 from bench.common import (  # noqa: E402
     SHAPES,
@@ -145,7 +147,13 @@ def main() -> None:
     trainer, plan, attempt, meta = build(args, cuda, total_gib, tok)
     meter = StepMeter(args.warm)
     trainer.add_callback(meter.callback())
-    trainer.model.register_forward_pre_hook(meter.count_hook(policy_only=args.method != "sft"), with_kwargs=True)
+    counted = trainer.model
+    if meta.get("config", {}).get("fused_simpo"):
+        from medllm_core.library.training.padding_free import backbone_of
+
+        # the fused SimPO trainer calls the decoder backbone directly (simpo_fused.py): the top model never runs
+        counted = backbone_of(trainer.accelerator.unwrap_model(trainer.model))
+    counted.register_forward_pre_hook(meter.count_hook(policy_only=args.method != "sft"), with_kwargs=True)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     setup_s = time.perf_counter() - started
@@ -326,10 +334,16 @@ def build_preference(args: argparse.Namespace, cuda: bool, total_gib: float, tok
 
 
 def pair_tokens(tok: Any, row: dict, method: str) -> int:
-    count = len(row["prompt"].split())
+    """Tokens of a row's sequences, as the trainer tokenizes them. Counted with the tokenizer, not by words: its
+    pad/eos tokens ("t1", "t2") also match inside words ("t17" is "t1" + "7"), so a row has ~1.4× more tokens
+    than words. Counting words let the planner see 2,541 tokens for a SimPO pair of 3,616 (H200, 2026-12-04)."""
+    def count(text: str) -> int:
+        return len(tok(text)["input_ids"])
+
+    prompt = count(row["prompt"])
     if method == "kto":
-        return count + len(row["completion"].split())
-    return 2 * count + len(row["chosen"].split()) + len(row["rejected"].split())
+        return prompt + count(row["completion"])
+    return 2 * prompt + count(row["chosen"]) + count(row["rejected"])
 
 
 def trl_classes(method: str) -> tuple[Any, Any, dict]:

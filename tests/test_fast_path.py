@@ -259,3 +259,26 @@ def test_selective_checkpointing_survives_trls_reference_forward(tmp_path):
     rest = [flag for index, flag in seen if index > 0]
     assert len(first) == 3 and not any(first), seen  # one policy forward per step, layer 0 never checkpointed
     assert rest and all(rest), seen
+
+
+class _WordTokenizer:
+    """Counts whitespace words, like the real tokenizer's ``__call__`` returns ids."""
+
+    def __call__(self, text: str) -> dict:
+        return {"input_ids": text.split()}
+
+
+def test_preference_planner_counts_every_row_not_a_sample():
+    from medllm_core.library.training.fast_path import TOKEN_SAMPLE_ROWS, row_token_totals
+
+    short = {"prompt": "p " * 10, "chosen": "c " * 20, "rejected": "r " * 20}
+    rows = [short] * (TOKEN_SAMPLE_ROWS + 50)
+    # the longest pair sits past the sample: a micro-batch holding it must be in the estimate
+    rows[TOKEN_SAMPLE_ROWS + 10] = {"prompt": "p " * 500, "chosen": "c " * 900, "rejected": "r " * 100}
+    totals = row_token_totals(_WordTokenizer(), rows, ("chosen", "rejected"), 2048, sample=False)
+    assert totals[0] == (500 + 900) + (500 + 100)
+    assert len(totals) == len(rows)
+    # each sequence is capped at max_length, as TRL truncates it
+    assert row_token_totals(_WordTokenizer(), rows, ("chosen", "rejected"), 1024, sample=False)[0] == 1024 + 600
+    # SFT keeps the sample (its micro-steps are packed rows of max_length)
+    assert len(row_token_totals(_WordTokenizer(), rows, ("chosen",), 2048, sample=True)) == TOKEN_SAMPLE_ROWS

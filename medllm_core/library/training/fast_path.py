@@ -14,7 +14,7 @@ from medllm_core.library.training.recovery import Attempt
 from medllm_core.library.training.settings import TrainingSettings
 from medllm_core.library.training.speed import SpeedHardware, SpeedPlan, plan_speed
 
-TOKEN_SAMPLE_ROWS = 256  # rows tokenized to learn the data's length distribution
+TOKEN_SAMPLE_ROWS = 256  # SFT rows tokenized to learn the data's mean length (preference stages count all)
 
 
 def stage_hardware(ctx: StageContext) -> SpeedHardware:
@@ -38,6 +38,13 @@ def _row_tokens(tokenizer: Any, row: dict, keys: tuple[str, ...]) -> list[int]:
     prompt = row.get("prompt", [])
     return [count(prompt + row[k]) if isinstance(prompt, list) else count(prompt) + count(row[k])
             for k in keys if k in row]
+
+
+def row_token_totals(tokenizer: Any, rows: list[dict], keys: tuple[str, ...], cap: int, *, sample: bool) -> list[int]:
+    """Tokens per row (its sequences together, each capped at ``cap``), largest first; ``sample``: only the
+    first TOKEN_SAMPLE_ROWS rows."""
+    counted = rows[:TOKEN_SAMPLE_ROWS] if sample else rows
+    return sorted((sum(min(n, cap) for n in _row_tokens(tokenizer, row, keys)) for row in counted), reverse=True)
 
 
 def longest_sequence(tokenizer: Any, rows: list[dict], keys: tuple[str, ...], cap: int) -> int:
@@ -73,16 +80,17 @@ def stage_speed_plan(ctx: StageContext, method: str, rows: list[dict], model_pat
 
     tokenizer = load_tokenizer(model_path or ctx.profile.model.name_or_path, ctx.profile.model.trust_remote_code)
     keys = ("chosen", "rejected") if method in ("dpo", "simpo") else ("completion",)
-    per_row = [sum(min(n, s.max_length) for n in _row_tokens(tokenizer, row, keys))
-               for row in rows[:TOKEN_SAMPLE_ROWS]]
-    per_row.sort(reverse=True)
+    # Preference stages size micro-batches by their longest rows, so every row is counted: a longer pair past a
+    # sample would be a micro-step the estimate never saw (an out-of-memory mid-run). SFT packs rows of
+    # max_length, so a sample gives its mean; its longest sequence is found over all rows below.
+    per_row = row_token_totals(tokenizer, rows, keys, s.max_length, sample=method == "sft")
     mean = sum(per_row) / len(per_row) if per_row else None
     # SFT: packed rows may be shorter than max_length only if no example is longer; fused SimPO: one pair's
     # logits over the padded length. Both need the longest single sequence of every row, not of the sample.
     longest = longest_sequence(tokenizer, rows, keys, s.max_length) if method in ("sft", "simpo") else None
 
     def worst_tokens(micro_batch: int) -> int:
-        # the longest rows of the sample, as many as a micro-batch holds (a bound for this data, not a guess)
+        # the longest rows, as many as a micro-batch holds (a bound for this data, not a guess)
         longest = per_row[:micro_batch]
         return int(sum(longest) + (micro_batch - len(longest)) * (longest[0] if longest else s.max_length))
 
