@@ -26,6 +26,12 @@ REFERENCE_PEAK_GIB = {"dpo": 24.1, "simpo": 36.6, "kto": 19.4}
 PARITY_STEPS = 6
 PREFERENCE_PARITY_STEPS = 3
 PARITY_TOLERANCE = 0.05  # relative per-step loss difference: bf16 rounding, amplified by random weights
+# Preference pairs run in the timed invocation, not a dedicated deterministic one. Step 1 (identical weights and
+# data) must agree to bf16 rounding; after an update, the plain-TRL reference differs from itself between two
+# identical invocations on one H200 by up to 6.2% (KTO step 3: 0.33881 vs 0.31793; DPO step 2: 2.758 vs 2.901,
+# 2026-12-04), so later steps are held to a tolerance above that noise, not below it.
+FIRST_STEP_TOLERANCE = 0.01
+LATER_STEP_TOLERANCE = 0.10
 
 
 @dataclass(frozen=True)
@@ -173,9 +179,10 @@ def summarize(results: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     if parity:
         md += ["## Loss parity (identical data, first steps)", "",
                f"ours vs reference per-step loss, relative difference max {parity['max_rel_diff']:.4f} "
-               f"(tolerance {PARITY_TOLERANCE}): {'PASS' if parity['pass'] else 'FAIL'}", "",
-               "| pair | reference losses | our losses |", "|---|---|---|"]
-        md += [f"| {p['pair']} | {p['reference']} | {p['ours']} |" for p in parity["pairs"]]
+               f"(tolerance: {parity['tolerance']}): {'PASS' if parity['pass'] else 'FAIL'}", "",
+               "| pair | reference losses | our losses | largest difference | result |", "|---|---|---|---|---|"]
+        md += [f"| {p['pair']} | {p['reference']} | {p['ours']} | {p['max_rel_diff']:.4f} | "
+               f"{'PASS' if p['pass'] else 'FAIL'} |" for p in parity["pairs"]]
     if errors:
         md += ["", f"Memory estimate: largest error {max(errors):.1f}% of the measured peak over {len(errors)} runs."]
     summary["device"] and md.insert(0, f"Card: {summary['device']}; versions: {summary['versions']}\n")
@@ -193,12 +200,18 @@ def loss_parity(by: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         if ours in by and ref in by and by[ours].get("losses") and by[ref].get("losses"):
             a, b = by[ours]["losses"][:steps], by[ref]["losses"][:steps]
             n = min(len(a), len(b))
-            diff = max(abs(x - y) / max(abs(y), 1e-6) for x, y in zip(a[:n], b[:n], strict=False))
-            found.append({"pair": f"{ours} / {ref}", "ours": a[:n], "reference": b[:n], "max_rel_diff": round(diff, 5)})
+            diffs = [abs(x - y) / max(abs(y), 1e-6) for x, y in zip(a[:n], b[:n], strict=False)]
+            tolerances = ([PARITY_TOLERANCE] * n if ours.startswith("parity-")
+                          else [FIRST_STEP_TOLERANCE] + [LATER_STEP_TOLERANCE] * (n - 1))
+            found.append({"pair": f"{ours} / {ref}", "ours": a[:n], "reference": b[:n],
+                          "max_rel_diff": round(max(diffs), 5), "tolerances": tolerances[:n],
+                          "pass": all(d <= t for d, t in zip(diffs, tolerances, strict=False))})
     if not found:
         return None
     worst = max(p["max_rel_diff"] for p in found)
-    return {"pairs": found, "max_rel_diff": worst, "tolerance": PARITY_TOLERANCE, "pass": worst <= PARITY_TOLERANCE}
+    return {"pairs": found, "max_rel_diff": worst, "pass": all(p["pass"] for p in found),
+            "tolerance": f"SFT {PARITY_TOLERANCE} per step; preference step 1 {FIRST_STEP_TOLERANCE}, "
+                         f"later steps {LATER_STEP_TOLERANCE} (the reference's own run-to-run spread is 6.2%)"}
 
 
 def write_outputs(out: Path, results: list[dict[str, Any]]) -> str:
