@@ -22,11 +22,14 @@ def quantized_params(shape: Any) -> int:
     return int(shape.layers * shape.linear_params_per_layer)
 
 
-def four_bit_weight_parts(shape: Any, compute_bytes: int) -> dict[str, float]:
+def four_bit_weight_parts(shape: Any, compute_bytes: int, host_embedding: bool = False) -> dict[str, float]:
     """GiB of the 4-bit weights, the unquantized rest (embeddings, LM head, norms, biases) and the largest
-    dequantized weight alive at once (the transient copy of the widest MLP projection)."""
+    dequantized weight alive at once (the transient copy of the widest MLP projection). ``host_embedding``: the
+    (untied) input embedding table lives in host memory (training/host_embedding.py)."""
     quantized = quantized_params(shape)
     rest = shape.total_params - quantized
+    if host_embedding and not shape.tie_embeddings:
+        rest -= shape.vocab * shape.hidden
     widest = shape.hidden * shape.intermediate
     return {
         "weights_4bit": quantized * NF4_BYTES_PER_PARAM / GIB,

@@ -161,6 +161,7 @@ class TrainingShape:
     unfused_bytes_per_logit: float = 16.0  # SFT/CE: bf16 logits, fp32 copy, log-softmax, grads; CPO/SimPO: ~8
     quantized: bool = False  # 4-bit QLoRA base (memory_4bit.py): weight_bytes is then the compute dtype's
     shards: int = 1  # FSDP across this many GPUs (memory_sharded.py): the estimate is then per GPU
+    host_offload: bool = False  # 4-bit only: input embedding and checkpointed layer inputs in host memory
 
 
 @dataclass
@@ -186,7 +187,10 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
                                                  lora_input_fp32=train.lora_input_fp32, liger=train.liger,
                                                  lora_rank=train.lora_rank)
     checkpointed = min(max(train.checkpointed_layers, 0), shape.layers)
-    kept = (shape.layers - checkpointed) * per_layer * tokens + checkpointed * 2 * shape.hidden * tokens
+    # a checkpointed layer keeps only its bf16 input; offloaded, those wait in host memory and at most two are
+    # on the GPU at once (the one being recomputed and the one just copied back)
+    resident_inputs = min(checkpointed, 2) if train.host_offload else checkpointed
+    kept = (shape.layers - checkpointed) * per_layer * tokens + resident_inputs * 2 * shape.hidden * tokens
     recompute = ACTIVATIONS.recompute_share * per_layer * tokens if checkpointed else 0.0
     if train.fused_loss and train.fused_chunk_tokens:
         loss = train.fused_chunk_tokens * shape.vocab * FUSED_CHUNK_BYTES_PER_LOGIT
@@ -197,7 +201,7 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
     if train.quantized:
         from medllm_core.library.memory_4bit import four_bit_weight_parts
 
-        weights = four_bit_weight_parts(shape, train.weight_bytes)
+        weights = four_bit_weight_parts(shape, train.weight_bytes, host_embedding=train.host_offload)
     elif train.shards > 1:
         from medllm_core.library.memory_sharded import sharded_weight_parts
 

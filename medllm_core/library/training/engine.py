@@ -109,7 +109,8 @@ def attempt_from_plan(attempt: Attempt, plan: Any) -> Attempt:
                    gradient_checkpointing=plan.gradient_checkpointing, attention=plan.attention,
                    packing=plan.packing, padding_free=plan.padding_free, liger=plan.liger,
                    lora_upcast_off=plan.lora_upcast_off, uncheckpointed_layers=plan.uncheckpointed_layers,
-                   precompute_ref=plan.precompute_ref, packed_length=plan.packed_length)
+                   precompute_ref=plan.precompute_ref, packed_length=plan.packed_length,
+                   host_offload=plan.host_offload)
 
 
 def stage_seed(ctx: StageContext) -> int:

@@ -104,6 +104,10 @@ def prepare_model(model: Any, attempt: Attempt) -> list[Any]:
     from medllm_core.library.training.padding_free import PaddingFreeBackbone, disable_lora_input_upcast
 
     keep: list[Any] = []
+    if attempt.host_offload:
+        from medllm_core.library.training.host_embedding import install_host_embedding
+
+        install_host_embedding(model)
     if attempt.lora_upcast_off:
         disable_lora_input_upcast(model)
     if attempt.padding_free:

@@ -39,6 +39,7 @@ class Attempt:
     uncheckpointed_layers: int = 0
     precompute_ref: bool = False
     packed_length: int | None = None  # SFT: packed rows shorter than max_length (every example still fits)
+    host_offload: bool = False  # 4-bit: embedding table and checkpointed layer inputs in host memory
 
     @property
     def effective_batch_size(self) -> int:
@@ -62,6 +63,7 @@ class Attempt:
                 "liger": self.liger, "uncheckpointed_layers": self.uncheckpointed_layers,
                 "precompute_ref": self.precompute_ref} if self.attention else {}),
             **({"packed_length": self.sequence_length} if self.packed_length else {}),
+            **({"host_offload": True} if self.host_offload else {}),
         }
 
 

@@ -41,13 +41,24 @@ def config_kwargs(ctx: StageContext, attempt: Attempt, output_dir: Path, seed: i
 
 def attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
     """The TrainingArguments an attempt (and so the fast path) decides: shared with bench/."""
-    return {
+    kwargs = {
         "per_device_train_batch_size": attempt.micro_batch_size,
         "gradient_accumulation_steps": attempt.gradient_accumulation_steps,
         "max_length": attempt.sequence_length,
         checkpointing_argument(): attempt.gradient_checkpointing,
         "use_liger_kernel": attempt.liger,
     }
+    if attempt.host_offload and attempt.gradient_checkpointing and _on_cuda():
+        # transformers 5.x: checkpointed layer inputs wait in pinned host memory (training/host_embedding.py).
+        # On a CPU-only machine they are in host memory already, and transformers' pinned copy would fail there.
+        kwargs["activation_checkpointing_kwargs"] = {"offload": True}
+    return kwargs
+
+
+def _on_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def checkpointing_argument() -> str:
