@@ -17,7 +17,7 @@ def test_offload_removes_the_embedding_table_and_the_checkpointed_inputs():
     base = dict(method="sft", tokens_per_micro_step=2048, checkpointed_layers=FOURTEEN_B.layers, fused_loss=True,
                 quantized=True, liger=True)
     on_gpu = estimate_peak(FOURTEEN_B, TrainingShape(**base))
-    offloaded = estimate_peak(FOURTEEN_B, TrainingShape(**base, host_offload=True))
+    offloaded = estimate_peak(FOURTEEN_B, TrainingShape(**base, host_offload=True, offload_checkpoints=True))
     table = FOURTEEN_B.vocab * FOURTEEN_B.hidden * 2 / 2**30
     inputs = (FOURTEEN_B.layers - 2) * 2 * FOURTEEN_B.hidden * 2048 / 2**30
     assert on_gpu.total_gib - offloaded.total_gib == pytest.approx(table + inputs, rel=1e-6)
@@ -40,6 +40,7 @@ def test_planner_offloads_only_a_4bit_step_that_does_not_fit_otherwise():
     decisions = {key: message for key, message, _ in small.decisions}
     assert "host memory" in decisions["host_offload"]
     assert small.estimate is not None and small.estimate.inputs["host_offload"]
+    assert small.offload_checkpoints and small.estimate.inputs["offload_checkpoints"]  # probe=False: assumed
     # under 22 GiB the 4-bit step fits on the GPU: nothing is offloaded
     assert not _plan(22.0).host_offload
     # a 16-bit base never offloads (the decision is for the 4-bit path)
@@ -89,7 +90,8 @@ def test_sft_trains_with_the_table_in_host_memory_and_offloaded_checkpoints(tmp_
     model = AutoModelForCausalLM.from_config(Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
-    plan = speed.SpeedPlan(enabled=True, micro_batch_size=2, gradient_accumulation_steps=1, host_offload=True)
+    plan = speed.SpeedPlan(enabled=True, micro_batch_size=2, gradient_accumulation_steps=1, host_offload=True,
+                           offload_checkpoints=True)
     attempt = first_attempt_from_plan(plan, max_length=32, dtype="fp32", learning_rate=1e-3)
     prepare_model(model, attempt)
     kwargs = attempt_kwargs(attempt)

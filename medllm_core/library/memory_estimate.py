@@ -172,7 +172,8 @@ class TrainingShape:
     unfused_bytes_per_logit: float = 16.0  # SFT/CE: bf16 logits, fp32 copy, log-softmax, grads; CPO/SimPO: ~8
     quantized: bool = False  # 4-bit QLoRA base (memory_4bit.py): weight_bytes is then the compute dtype's
     shards: int = 1  # FSDP across this many GPUs (memory_sharded.py): the estimate is then per GPU
-    host_offload: bool = False  # 4-bit only: input embedding and checkpointed layer inputs in host memory
+    host_offload: bool = False  # 4-bit only: the input embedding table in host memory
+    offload_checkpoints: bool = False  # checkpointed layer inputs in host memory (transformers' offload=True)
 
 
 @dataclass
@@ -200,7 +201,7 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
     checkpointed = min(max(train.checkpointed_layers, 0), shape.layers)
     # a checkpointed layer keeps only its bf16 input; offloaded, those wait in host memory and at most two are
     # on the GPU at once (the one being recomputed and the one just copied back)
-    resident_inputs = min(checkpointed, 2) if train.host_offload else checkpointed
+    resident_inputs = min(checkpointed, 2) if train.offload_checkpoints else checkpointed
     kept = (shape.layers - checkpointed) * per_layer * tokens + resident_inputs * 2 * shape.hidden * tokens
     recompute = ACTIVATIONS.recompute_share * per_layer * tokens if checkpointed else 0.0
     if train.fused_loss and train.fused_chunk_tokens:

@@ -110,7 +110,7 @@ def attempt_from_plan(attempt: Attempt, plan: Any) -> Attempt:
                    packing=plan.packing, padding_free=plan.padding_free, liger=plan.liger,
                    lora_upcast_off=plan.lora_upcast_off, uncheckpointed_layers=plan.uncheckpointed_layers,
                    precompute_ref=plan.precompute_ref, packed_length=plan.packed_length,
-                   host_offload=plan.host_offload)
+                   host_offload=plan.host_offload, offload_checkpoints=plan.offload_checkpoints)
 
 
 def stage_seed(ctx: StageContext) -> int:

@@ -39,7 +39,8 @@ class Attempt:
     uncheckpointed_layers: int = 0
     precompute_ref: bool = False
     packed_length: int | None = None  # SFT: packed rows shorter than max_length (every example still fits)
-    host_offload: bool = False  # 4-bit: embedding table and checkpointed layer inputs in host memory
+    host_offload: bool = False  # 4-bit: embedding table in host memory (training/host_embedding.py)
+    offload_checkpoints: bool = False  # checkpointed layer inputs in host memory (transformers' offload=True)
 
     @property
     def effective_batch_size(self) -> int:
@@ -63,7 +64,7 @@ class Attempt:
                 "liger": self.liger, "uncheckpointed_layers": self.uncheckpointed_layers,
                 "precompute_ref": self.precompute_ref} if self.attention else {}),
             **({"packed_length": self.sequence_length} if self.packed_length else {}),
-            **({"host_offload": True} if self.host_offload else {}),
+            **({"host_offload": True, "offload_checkpoints": self.offload_checkpoints} if self.host_offload else {}),
         }
 
 

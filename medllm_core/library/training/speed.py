@@ -59,7 +59,8 @@ class SpeedPlan:
     gradient_accumulation_steps: int = 1
     precompute_ref: bool = False
     packed_length: int | None = None  # SFT: packed rows shorter than max_length (None: rows of max_length)
-    host_offload: bool = False  # 4-bit: embedding table and checkpointed layer inputs in host memory
+    host_offload: bool = False  # 4-bit: embedding table in host memory (and checkpointed inputs, below)
+    offload_checkpoints: bool = False
     estimate: MemoryEstimate | None = None
     budget_gib: float | None = None
     decisions: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -76,18 +77,6 @@ class SpeedPlan:
         return f"selective ({self.uncheckpointed_layers} layers kept)"
 
 
-def probe_host_offload(shape: ModelShape, probe: bool) -> bool:
-    """Whether this install can offload: an untied embedding (a tied one is also the LM head) and transformers'
-    offloaded activation checkpointing (``activation_checkpointing_enable(offload=...)``, 5.x)."""
-    if shape.tie_embeddings:
-        return False
-    if not probe:
-        return True
-    from medllm_core.library.training.host_embedding import checkpoint_offload_supported
-
-    return checkpoint_offload_supported()
-
-
 def liger_installed() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
@@ -101,13 +90,15 @@ def throughput_proxy(tokens: int, checkpointed_fraction: float) -> float:
 def _shape(method: str, tokens: int, checkpointed: int, *, liger: bool, lora_rank: int, lora_dropout: bool,
            weight_bytes: int, fused_loss: bool, reference_adapter: bool,
            logit_tokens: int | None = None, quantized: bool = False, shards: int = 1,
-           fused_chunk_tokens: int | None = None, host_offload: bool = False) -> TrainingShape:
+           fused_chunk_tokens: int | None = None, host_offload: bool = False,
+           offload_checkpoints: bool = False) -> TrainingShape:
     return TrainingShape(method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
                          fused_loss=fused_loss, lora_rank=lora_rank, lora_dropout=lora_dropout, liger=liger,
                          weight_bytes=weight_bytes, reference_adapter=reference_adapter, logit_tokens=logit_tokens,
                          fused_chunk_tokens=fused_chunk_tokens,
                          unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if method == "simpo" else 16.0,
-                         quantized=quantized, shards=shards, host_offload=host_offload)
+                         quantized=quantized, shards=shards, host_offload=host_offload,
+                         offload_checkpoints=offload_checkpoints)
 
 
 def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length: int, micro_batch_size: int,
@@ -211,18 +202,24 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     if best is None:
         rows, tokens, row_length = min(candidates, key=lambda candidate: candidate[1])  # the smallest micro-step
         estimate = estimate_peak(shape, _shape(method, tokens, layers, fused_chunk_tokens=chunk, **common))
-        if common["quantized"] and probe_host_offload(shape, probe):
+        if common["quantized"] and not shape.tie_embeddings:
             # 4-bit and still too big (14B under 12 GiB): the embedding table and the checkpointed layer inputs
             # move to host memory; the largest micro-step that then fits, else the smallest one, offloaded
+            # the table needs an untied embedding; the inputs a transformers that offloads them (dry run: assumed)
+            inputs_too = not probe or importlib.import_module(
+                "medllm_core.library.training.host_embedding").checkpoint_offload_supported()
             offloaded = [(t, r, length, estimate_peak(shape, _shape(method, t, layers, fused_chunk_tokens=chunk,
-                                                                     host_offload=True, **common)))
+                                                                     host_offload=True, offload_checkpoints=inputs_too,
+                                                                     **common)))
                          for r, t, length in candidates]
             fitting = [c for c in offloaded if c[3].total_gib <= budget]
             tokens, rows, row_length, estimate = max(fitting, key=lambda c: c[0]) if fitting else min(
                 offloaded, key=lambda c: c[0])
-            plan.host_offload = True
-            plan.decide("host_offload", "input embedding table and checkpointed layer inputs in host memory: the "
-                        "4-bit step does not fit the budget with them on the GPU", estimate=estimate.as_dict())
+            plan.host_offload, plan.offload_checkpoints = True, inputs_too
+            what = "input embedding table and checkpointed layer inputs" if inputs_too else (
+                "input embedding table (this transformers cannot offload checkpointed inputs)")
+            plan.decide("host_offload", f"{what} in host memory: the 4-bit step does not fit the budget with "
+                        "them on the GPU", estimate=estimate.as_dict())
             if fitting:
                 best = (0.0, rows, tokens, row_length, layers, estimate)
     if best is None:

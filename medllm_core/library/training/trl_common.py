@@ -48,7 +48,7 @@ def attempt_kwargs(attempt: Attempt) -> dict[str, Any]:
         checkpointing_argument(): attempt.gradient_checkpointing,
         "use_liger_kernel": attempt.liger,
     }
-    if attempt.host_offload and attempt.gradient_checkpointing and _on_cuda():
+    if attempt.offload_checkpoints and attempt.gradient_checkpointing and _on_cuda():
         # transformers 5.x: checkpointed layer inputs wait in pinned host memory (training/host_embedding.py).
         # On a CPU-only machine they are in host memory already, and transformers' pinned copy would fail there.
         kwargs["activation_checkpointing_kwargs"] = {"offload": True}
