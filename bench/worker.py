@@ -60,6 +60,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--model-dir", default="", help="--quant 4bit: where the random model is saved (default: "
                     "bench-results/models/ARCH)")
     ap.add_argument("--no-precompute", action="store_true", help="ours: reference forward inside each step")
+    ap.add_argument("--memory-profile", type=Path, help="write the allocations alive at the peak here "
+                    "(bench/memory_peak.py; use few steps: the trace holds every allocation)")
     return ap.parse_args()
 
 
@@ -157,7 +159,13 @@ def main() -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     setup_s = time.perf_counter() - started
+    if cuda and args.memory_profile:  # after loading: the untraced part is the model (weights, LoRA parameters)
+        from bench import memory_peak
+
+        untraced = memory_peak.start()
     trainer.train()
+    if cuda and args.memory_profile:
+        memory_peak.summarize(args.memory_profile, untraced)
     window = meter.t1 - meter.t0
     tps = meter.tokens / window
     precompute_s = meta.get("precompute_s", 0.0)
