@@ -224,7 +224,9 @@ def estimate_from_facts(shape: Any, method: str, cfg: dict, max_tokens: int, max
         fused_chunk_tokens=2 * int(cfg.get("max_length") or 0) or None if fused_simpo else None,
         unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if simpo else 16.0,
         quantized=bool(cfg.get("quantized")), host_offload=bool(cfg.get("host_offload")),
-        offload_checkpoints=bool(cfg.get("offload_checkpoints"))))
+        offload_checkpoints=bool(cfg.get("offload_checkpoints")),
+        # rows recorded without the key: counted as accumulating (the estimator's conservative default)
+        gradients_accumulate=int(cfg.get("gradient_accumulation_steps", 2)) > 1))
 
 
 def build(args: argparse.Namespace, cuda: bool, total_gib: float, tok: Any) -> tuple[Any, Any, Any, dict]:

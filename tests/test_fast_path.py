@@ -11,6 +11,7 @@ import pytest
 from medllm_core.library.memory_estimate import QWEN2_5, TrainingShape, estimate_peak
 from medllm_core.library.training import speed
 from medllm_core.library.training.recovery import Attempt, next_after_oom
+from medllm_core.library.training.selective_checkpointing import selective_checkpointing_callback
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 SEVEN_B = QWEN2_5["qwen2.5-7b"]
@@ -19,8 +20,15 @@ SEVEN_B = QWEN2_5["qwen2.5-7b"]
 def recorded_runs() -> list[dict]:
     runs = []
     for path in sorted(RESULTS.glob("*/*.jsonl")):
-        runs += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        runs += [{**json.loads(line), "folder": path.parent.name} for line in path.read_text().splitlines()
+                 if line.strip()]
     return [r for r in runs if "error" not in r and r.get("peak_allocated_gib")]
+
+
+# Recorded before the fix of 011d548: TRL's reference forward had re-enabled checkpointing on every layer after
+# step 1, so this run did not keep the layer its config names (estimated fully checkpointed: +2.9%). The
+# 2026-12-04 row of the same label, after the fix, is the one the bench stands on.
+RAN_OTHERWISE = {("2026-12-03-h200-qlora", "ours-dpo-14b-qlora-cap22")}
 
 
 def test_qwen7b_shape_counts_match_the_real_model():
@@ -39,8 +47,9 @@ def test_estimator_matches_measured_h100_peaks():
                                 r.get("max_forward_padded", 0), 16, not r.get("parity"))
         error = abs(e.total_gib - r["peak_allocated_gib"]) / r["peak_allocated_gib"]
         if r["config"].get("quantized"):
-            # 4-bit rows (H200, 2026-12-03): never under the peak; SFT +0.7%/+7.2%, DPO +12% (docs/performance.md)
-            assert e.total_gib >= r["peak_allocated_gib"] and error <= 0.15, (r["label"], e.total_gib)
+            # 4-bit rows (H200): never under the peak, within 10% (issue 16); +1.9% to +4.1% (docs/performance.md)
+            limit = 0.15 if (r["folder"], r["label"]) in RAN_OTHERWISE else 0.10
+            assert e.total_gib >= r["peak_allocated_gib"] and error <= limit, (r["folder"], r["label"], e.total_gib)
             continue
         # our path (what the planner sizes micro-steps with) within 6%; plain-TRL references within 15%
         limit = 0.06 if r["impl"] == "ours" else 0.15
@@ -191,7 +200,7 @@ def test_selective_checkpointing_callback_turns_layers_off():
     model = AutoModelForCausalLM.from_config(cfg)
     # transformers 5.x: activation_checkpointing_enable (gradient_checkpointing_enable warns, removed in v6)
     (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
-    speed.selective_checkpointing_callback(3).on_train_begin(None, None, None, model=model)
+    selective_checkpointing_callback(3).on_train_begin(None, None, None, model=model)
     flags = [layer.gradient_checkpointing for layer in model.model.layers]
     assert flags == [False, False, False, True]
 
@@ -253,7 +262,7 @@ def test_selective_checkpointing_survives_trls_reference_forward(tmp_path):
                        use_cpu=True, save_strategy="no", disable_tqdm=True, **{checkpointing_argument(): True})
     trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
-    trainer.add_callback(speed.selective_checkpointing_callback(1))
+    trainer.add_callback(selective_checkpointing_callback(1))
     trainer.train()
     first = [flag for index, flag in seen if index == 0]
     rest = [flag for index, flag in seen if index > 0]

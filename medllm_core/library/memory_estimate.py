@@ -10,6 +10,8 @@ Peak = weights + LoRA state (fp32 params, grads, Adam moments, the frozen refere
      + the recompute transient of one checkpointed layer
      + the loss head (fused: a tile of logits; unfused: the whole (tokens × vocab) logits in fp32)
      + a fixed workspace (CUDA/cuBLAS/allocator slack).
+A checkpointed 4-bit SFT step is counted from its traced peak instead (``memory_4bit.checkpointed_transient_parts``):
+recompute and loss head do not coincide, and LoRA gradients exist at the peak only when they accumulate.
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ class TrainingShape:
     shards: int = 1  # FSDP across this many GPUs (memory_sharded.py): the estimate is then per GPU
     host_offload: bool = False  # 4-bit only: the input embedding table in host memory
     offload_checkpoints: bool = False  # checkpointed layer inputs in host memory (transformers' offload=True)
+    # LoRA gradients outlive a micro-step (accumulation > 1). Counted always, except for a checkpointed 4-bit SFT
+    # step, whose traced peak (start of backward) holds none when each micro-step is an optimizer step.
+    gradients_accumulate: bool = True
 
 
 @dataclass
@@ -220,13 +225,20 @@ def estimate_peak(shape: ModelShape, train: TrainingShape) -> MemoryEstimate:
         weights = sharded_weight_parts(shape, train.weight_bytes, train.shards)
     else:
         weights = {"weights": shape.total_params * train.weight_bytes / GIB}
+    # traced on 4-bit SFT only; the preference trainers (reference and policy forwards) keep the calibrated count
+    traced_4bit = train.quantized and checkpointed > 0 and train.method == "sft"
+    if traced_4bit:
+        from medllm_core.library.memory_4bit import checkpointed_transient_parts
+
+        transient = checkpointed_transient_parts(shape, per_layer, tokens, loss, train.weight_bytes)
+    else:
+        transient = {"recompute": recompute / GIB, "loss_head": loss / GIB, "workspace": WORKSPACE_GIB}
+    grads = 0 if traced_4bit and not train.gradients_accumulate else 4
     parts = {
         **weights,
-        "lora_state": lora * (4 + 4 + 8 + (4 if train.reference_adapter else 0)) / GIB / max(1, train.shards),
+        "lora_state": lora * (4 + grads + 8 + (4 if train.reference_adapter else 0)) / GIB / max(1, train.shards),
         "activations": kept / GIB,
-        "recompute": recompute / GIB,
-        "loss_head": loss / GIB,
-        "workspace": WORKSPACE_GIB,
+        **transient,
     }
     return MemoryEstimate(total_gib=sum(parts.values()), parts=parts, shape=shape.name, inputs=asdict(train))
 

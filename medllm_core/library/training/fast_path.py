@@ -118,7 +118,7 @@ def prepare_model(model: Any, attempt: Attempt) -> list[Any]:
 def prepare_trainer(trainer: Any, attempt: Attempt) -> Any:
     """Apply the attempt's choices that need the built trainer (PEFT layers exist only after it)."""
     from medllm_core.library.training.padding_free import disable_lora_input_upcast
-    from medllm_core.library.training.speed import selective_checkpointing_callback
+    from medllm_core.library.training.selective_checkpointing import selective_checkpointing_callback
 
     keep_adapters_fp32(trainer.model)  # a 4-bit base: undo TRL's bf16 cast of the LoRA weights
     if attempt.lora_upcast_off:

@@ -91,14 +91,14 @@ def _shape(method: str, tokens: int, checkpointed: int, *, liger: bool, lora_ran
            weight_bytes: int, fused_loss: bool, reference_adapter: bool,
            logit_tokens: int | None = None, quantized: bool = False, shards: int = 1,
            fused_chunk_tokens: int | None = None, host_offload: bool = False,
-           offload_checkpoints: bool = False) -> TrainingShape:
+           offload_checkpoints: bool = False, gradients_accumulate: bool = True) -> TrainingShape:
     return TrainingShape(method=method, tokens_per_micro_step=tokens, checkpointed_layers=checkpointed,
                          fused_loss=fused_loss, lora_rank=lora_rank, lora_dropout=lora_dropout, liger=liger,
                          weight_bytes=weight_bytes, reference_adapter=reference_adapter, logit_tokens=logit_tokens,
                          fused_chunk_tokens=fused_chunk_tokens,
                          unfused_bytes_per_logit=SIMPO_UNFUSED_BYTES_PER_LOGIT if method == "simpo" else 16.0,
                          quantized=quantized, shards=shards, host_offload=host_offload,
-                         offload_checkpoints=offload_checkpoints)
+                         offload_checkpoints=offload_checkpoints, gradients_accumulate=gradients_accumulate)
 
 
 def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length: int, micro_batch_size: int,
@@ -187,12 +187,18 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
     # longest sequence, no longer than the data's longest (measured over all rows) nor than max_length
     longest_sequence = min(max_length, longest_example_tokens or max_length)
     chunk = 2 * longest_sequence if method == "simpo" and plan.liger else None
+
+    def accumulates(rows: int, row_length: int) -> bool:  # LoRA gradients outlive the micro-step
+        return (_accumulation_for_tokens(rows, row_length, micro_batch_size, gradient_accumulation_steps,
+                                         mean_tokens_per_example) if method == "sft" else effective // rows) > 1
+
     for rows, tokens, row_length in candidates:
         # the whole padded logits exist only for SimPO (CPO); bound them by micro-batch × sequences × max_length
         logits = rows * 2 * max_length if method == "simpo" else None
         for checkpointed in range(0, layers + 1):
             estimate = estimate_peak(shape, _shape(method, tokens, checkpointed, logit_tokens=logits,
-                                                   fused_chunk_tokens=chunk, **common))
+                                                   fused_chunk_tokens=chunk,
+                                                   gradients_accumulate=accumulates(rows, row_length), **common))
             if estimate.total_gib > budget:
                 continue
             score = throughput_proxy(tokens, checkpointed / layers)
@@ -201,7 +207,8 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
             break  # fewer checkpointed layers never fit worse: the first that fits is the best for this size
     if best is None:
         rows, tokens, row_length = min(candidates, key=lambda candidate: candidate[1])  # the smallest micro-step
-        estimate = estimate_peak(shape, _shape(method, tokens, layers, fused_chunk_tokens=chunk, **common))
+        estimate = estimate_peak(shape, _shape(method, tokens, layers, fused_chunk_tokens=chunk,
+                                               gradients_accumulate=accumulates(rows, row_length), **common))
         if common["quantized"] and not shape.tie_embeddings:
             # 4-bit and still too big (14B under 12 GiB): the embedding table and the checkpointed layer inputs
             # move to host memory; the largest micro-step that then fits, else the smallest one, offloaded
@@ -210,6 +217,7 @@ def plan_speed(method: str, hw: SpeedHardware, shape: ModelShape, *, max_length:
                 "medllm_core.library.training.host_embedding").checkpoint_offload_supported()
             offloaded = [(t, r, length, estimate_peak(shape, _shape(method, t, layers, fused_chunk_tokens=chunk,
                                                                      host_offload=True, offload_checkpoints=inputs_too,
+                                                                     gradients_accumulate=accumulates(r, length),
                                                                      **common)))
                          for r, t, length in candidates]
             fitting = [c for c in offloaded if c[3].total_gib <= budget]
@@ -333,65 +341,3 @@ def _accumulation_for_tokens(rows: int, row_length: int, micro_batch: int, accum
         return accumulation
     target = micro_batch * accumulation * mean_tokens
     return max(1, round(target / (rows * row_length)))
-
-
-def selective_checkpointing_callback(uncheckpointed_layers: int) -> Any:
-    """A TrainerCallback that turns checkpointing off again for the first N decoder layers once the
-    Trainer has turned it on for all of them (transformers' per-layer ``gradient_checkpointing`` flag).
-
-    TRL's DPO and KTO trainers run their reference forward inside ``disable_gradient_checkpointing``, which turns
-    checkpointing off and back on for every layer: without more, the selection held for the first step only
-    (measured on the CPU: layer 0 checkpointed again from step 2). So every later enable call on the model is
-    followed by turning the first N layers off again."""
-    from transformers import TrainerCallback
-
-    from medllm_core.library.training.padding_free import backbone_of
-
-    class SelectiveCheckpointing(TrainerCallback):
-        def __init__(self) -> None:
-            self.applied = False
-
-        def _apply(self, model: Any) -> None:
-            if self.applied or model is None:
-                return
-            unwrapped = _unwrap(model)
-            kept = list(backbone_of(unwrapped).layers)[:uncheckpointed_layers]
-
-            def keep_unchecked() -> None:
-                for layer in kept:
-                    layer.gradient_checkpointing = False
-
-            for owner in _checkpointing_owners(unwrapped):
-                _after_each_set(owner, keep_unchecked)
-            keep_unchecked()
-            self.applied = True
-
-        def on_train_begin(self, args, state, control, model=None, **kwargs):
-            self._apply(model)
-
-        def on_step_begin(self, args, state, control, model=None, **kwargs):
-            self._apply(model)
-
-    return SelectiveCheckpointing()
-
-
-def _checkpointing_owners(model: Any) -> list[Any]:
-    """The transformers models inside (a PEFT wrapper holds one): each sets its layers' flags itself."""
-    return [m for m in model.modules() if callable(getattr(m, "_set_gradient_checkpointing", None))]
-
-
-def _after_each_set(owner: Any, then: Callable[[], None]) -> None:
-    original = owner._set_gradient_checkpointing
-
-    def set_then_keep_selection(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        then()
-        return result
-
-    owner._set_gradient_checkpointing = set_then_keep_selection  # an instance attribute: this model only
-
-
-def _unwrap(model: Any) -> Any:
-    while hasattr(model, "module") and not hasattr(model, "get_base_model"):
-        model = model.module
-    return model
